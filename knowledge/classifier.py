@@ -1,0 +1,130 @@
+"""Classify a description: ranked sub-types with scores, the type, the platform and the flags."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from . import taxonomy
+from .matcher import CueIndex, parse_cue
+from .platforms import PlatformResolver
+from .text import Normalised, normalise
+
+WEAK = 0.4             # weight of a weak cue
+TYPE_SHARE = 0.6       # how much a type-level cue adds to each of its sub-types
+OTHER_BASE = 0.3       # the ".other" sub-type of a type that has evidence
+DECAY = 0.6            # the k-th cue of the same target counts DECAY**k
+EXAMPLE_FLOOR = 45.0   # rapidfuzz ratio below which an example says nothing
+EXAMPLE_WEIGHT = 1.2
+NOTHING = 0.35         # raw score of out_of_scope.other when nothing matched
+UNSURE_BELOW = 0.5     # a best score under this is reported as unsure
+MIN_CANDIDATES = 3
+
+
+@dataclass
+class Result:
+    type: str
+    subtype: str
+    candidates: list[dict]
+    platform: str | None
+    platforms: list[str]
+    flags: list[str]
+    links: list[str]
+    unsure: bool
+    traditional: bool
+    cues: dict[str, list[str]] = field(default_factory=dict)   # sub-type -> cues that fired
+
+    def as_json(self, id_: object = None) -> dict:
+        out = {"id": id_} if id_ is not None else {}
+        out.update(type=self.type, subtype=self.subtype, candidates=self.candidates,
+                   platform=self.platform, flags=self.flags, unsure=self.unsure)
+        return out
+
+
+def _squash(raw: float) -> float:
+    return round(raw / (raw + 1.0), 3)
+
+
+class Classifier:
+    def __init__(self, kb):
+        cues = []
+        for tid, t in kb.types.items():
+            cues += [parse_cue(c, 1.0, f"type:{tid}") for c in t.get("cues") or []]
+            cues += [parse_cue(c, WEAK, f"type:{tid}") for c in t.get("weak_cues") or []]
+        for sid, s in kb.subtypes.items():
+            cues += [parse_cue(c, 1.0, sid) for c in s.get("cues") or []]
+            cues += [parse_cue(c, WEAK, sid) for c in s.get("weak_cues") or []]
+        self.index = CueIndex(cues)
+        flag_cues = []
+        self.flag_blockers: list[str] = []
+        for fid, f in kb.flags.items():
+            flag_cues += [parse_cue(c, 1.0, f"flag:{fid}") for c in f.get("cues") or []]
+            self.flag_blockers += [str(c).lower() for c in f.get("not_cues") or []]
+        self.flag_index = CueIndex(flag_cues)
+        self.examples: list[str] = []
+        self.example_target: list[str] = []
+        for sid, s in kb.subtypes.items():
+            for e in s.get("examples") or []:
+                self.examples.append(normalise(e).compact)
+                self.example_target.append(sid)
+        self.subtypes = list(kb.subtypes)
+        self.platforms = PlatformResolver(kb.platforms)
+
+    def classify(self, text: str) -> Result:
+        norm = normalise(text)
+        raw, fired = self._score(norm)
+        ranked = sorted(raw.items(), key=lambda kv: (-kv[1], self.subtypes.index(kv[0])))
+        best_sid, best_raw = ranked[0]
+        candidates = [{"subtype": sid, "score": _squash(r)} for sid, r in ranked[:max(MIN_CANDIDATES, 5)]]
+        platform, seen = self.platforms.resolve(norm)
+        flags = self._flags(norm, best_sid, seen)
+        second_type = next((r for sid, r in ranked if taxonomy.type_of(sid) != taxonomy.type_of(best_sid)), 0.0)
+        unsure = _squash(best_raw) < UNSURE_BELOW or best_raw - second_type < 0.25 * best_raw
+        return Result(
+            type=taxonomy.type_of(best_sid), subtype=best_sid, candidates=candidates,
+            platform=platform, platforms=seen, flags=flags, links=list(norm.links),
+            unsure=unsure, traditional=norm.traditional, cues=fired,
+        )
+
+    def _score(self, norm: Normalised) -> tuple[dict[str, float], dict[str, list[str]]]:
+        text = norm.compact
+        credits: dict[str, list[float]] = defaultdict(list)
+        fired: dict[str, list[str]] = defaultdict(list)
+        for ci, credit in self.index.match(text):
+            cue = self.index.cues[ci]
+            credits[cue.target].append(cue.weight * credit)
+            fired[cue.target].append(cue.text)
+        total = {target: sum(c * DECAY ** k for k, c in enumerate(sorted(cs, reverse=True)))
+                 for target, cs in credits.items()}
+        raw: dict[str, float] = {}
+        for sid in self.subtypes:
+            tid = taxonomy.type_of(sid)
+            type_raw = total.get(f"type:{tid}", 0.0)
+            own = total.get(sid, 0.0)
+            score = own + TYPE_SHARE * type_raw
+            if sid.endswith(".other") and tid != "out_of_scope" and (type_raw or own):
+                score += OTHER_BASE
+            raw[sid] = score
+        if text and self.examples:
+            for _, sim, idx in process.extract(text, self.examples, scorer=fuzz.ratio,
+                                               limit=3, score_cutoff=EXAMPLE_FLOOR):
+                sid = self.example_target[idx]
+                raw[sid] += EXAMPLE_WEIGHT * (sim - EXAMPLE_FLOOR) / (100 - EXAMPLE_FLOOR)
+        raw["out_of_scope.other"] = max(raw["out_of_scope.other"], NOTHING)
+        return raw, {k: v for k, v in fired.items() if not k.startswith("type:")}
+
+    def _flags(self, norm: Normalised, best: str, seen_platforms: list[str]) -> list[str]:
+        text = norm.compact
+        for blocker in self.flag_blockers:
+            text = text.replace(blocker, " " * len(blocker))
+        found = {self.flag_index.cues[ci].target[5:] for ci, _ in self.flag_index.match(text, fuzzy=False)}
+        if best == "interference.extortion":
+            found.add("extortion")
+        if best == "interference.competitor_smear":
+            found.add("dispute")
+        if len(seen_platforms) >= 2:
+            found.add("cross_platform")
+        if taxonomy.type_of(best) == "out_of_scope":
+            found.clear()
+        return [f for f in taxonomy.FLAGS if f in found]

@@ -1,0 +1,471 @@
+"""Load the YAML knowledge base and validate it; every problem names file, entry and field."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from . import taxonomy
+
+DATA_DIR = Path(__file__).parent / "data"
+FILES = ("documents", "types", "flags", "evidence", "measures", "platforms",
+         "channels", "routing", "faq", "cases")
+CHANNEL_KINDS = ("platform", "province", "central", "police", "court")
+_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)?$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    entry: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = ": ".join(p for p in (self.file, self.entry, self.field) if p)
+        return f"{where}: {self.message}"
+
+
+class KnowledgeError(Exception):
+    """The knowledge base is invalid; `problems` lists every finding."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = [str(p) for p in problems[:50]]
+        if len(problems) > 50:
+            lines.append(f"... and {len(problems) - 50} more")
+        super().__init__(f"{len(problems)} problem(s) in the knowledge base:\n" + "\n".join(lines))
+
+
+@dataclass
+class KnowledgeBase:
+    documents: dict[str, dict]
+    types: dict[str, dict]
+    subtypes: dict[str, dict]
+    flags: dict[str, dict]
+    evidence: dict[str, Any]
+    measures: dict[str, dict]
+    platforms: dict[str, dict]
+    channels: dict[str, Any]
+    provinces: dict[str, dict]
+    routing: dict[str, Any]
+    faq: dict[str, dict]
+    cases: dict[str, dict]
+    data_dir: Path = field(default=DATA_DIR)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "documents": len(self.documents),
+            "types": len(self.types),
+            "subtypes": len(self.subtypes),
+            "flags": len(self.flags),
+            "acceptance_items": len(self.evidence.get("acceptance", [])),
+            "evidence_items": sum(len(v.get("items") or []) for v in self.evidence.get("by_type", {}).values()),
+            "measures": len(self.measures),
+            "platforms": len(self.platforms),
+            "platform_aliases": sum(len(p.get("aliases") or []) for p in self.platforms.values()),
+            "platform_domains": sum(len(p.get("domains") or []) for p in self.platforms.values()),
+            "provinces": len(self.provinces),
+            "routing_steps": len(self.routing.get("steps", [])),
+            "faq": len(self.faq),
+            "faq_phrasings": sum(len(f.get("phrasings") or []) for f in self.faq.values()),
+            "cases": len(self.cases),
+        }
+
+
+class _Checker:
+    """Collects problems while walking the raw data."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.doc_keys: set[str] = set()
+
+    def add(self, file: str, entry: Any, fld: str, message: str) -> None:
+        self.problems.append(Problem(f"{file}.yaml", str(entry or ""), fld, message))
+
+    def entries(self, file: str, data: Any, key: str) -> list[dict]:
+        items = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            self.add(file, "", key, "missing or not a list")
+            return []
+        good = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                good.append(item)
+            else:
+                self.add(file, f"#{i + 1}", "", "entry is not a mapping (check indentation and '- ')")
+        return good
+
+    def text(self, file: str, entry: dict, fld: str, required: bool = True) -> str:
+        value = entry.get(fld)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.add(file, _name(entry), fld, "missing or empty")
+            return ""
+        if not isinstance(value, str):
+            self.add(file, _name(entry), fld, f"must be text, got {type(value).__name__}")
+            return ""
+        return value
+
+    def strings(self, file: str, entry: dict, fld: str, required: bool = False) -> list[str]:
+        value = entry.get(fld)
+        if value is None:
+            if required:
+                self.add(file, _name(entry), fld, "missing")
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, (str, int)) and str(v).strip() for v in value):
+            self.add(file, _name(entry), fld, "must be a list of non-empty texts")
+            return []
+        return [str(v) for v in value]
+
+    def source(self, file: str, entry: dict, required: bool = True, name: str | None = None) -> None:
+        name = name or _name(entry)
+        value = entry.get("source")
+        if value is None or value == "" or value == []:
+            if required:
+                self.add(file, name, "source", "missing: every rule, channel and answer needs its source")
+            return
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, str) or not v.strip():
+                self.add(file, name, "source", f"not a text: {v!r}")
+                continue
+            key = v.split()[0]
+            if key not in self.doc_keys:
+                self.add(file, name, "source", f"unknown document key {key!r} in {v!r} (see documents.yaml)")
+
+    def unique(self, file: str, entries: Iterable[dict], fld: str = "id") -> dict[str, dict]:
+        seen: dict[str, dict] = {}
+        for e in entries:
+            value = e.get(fld)
+            if not isinstance(value, str) or not value:
+                self.add(file, _name(e), fld, "missing")
+                continue
+            if not _ID.match(value):
+                self.add(file, value, fld, "ids are lower-case ASCII letters, digits and '_' (dotted for sub-types)")
+            if value in seen:
+                self.add(file, value, fld, "duplicate id")
+            seen[value] = e
+        return seen
+
+    def all_sources(self, file: str, data: Any, path: str = "") -> None:
+        """Check every `source` field anywhere in the file."""
+        if isinstance(data, dict):
+            if "source" in data:
+                self.source(file, data, required=False, name=_name(data) or path)
+            for k, v in data.items():
+                if k != "source":
+                    self.all_sources(file, v, f"{path}.{k}" if path else str(k))
+        elif isinstance(data, list):
+            for i, v in enumerate(data):
+                self.all_sources(file, v, f"{path}[{i + 1}]")
+
+
+def _name(entry: Any) -> str:
+    if isinstance(entry, dict):
+        for k in ("id", "key", "name", "title"):
+            if isinstance(entry.get(k), str):
+                return entry[k]
+    return ""
+
+
+def _read(path: Path, ck: _Checker, file: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        ck.add(file, "", "", f"file missing: {path}")
+        return {}
+    except UnicodeDecodeError as e:
+        ck.add(file, "", "", f"not UTF-8 text: {e}")
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        ck.add(file, where, "", f"YAML syntax error: {getattr(e, 'problem', None) or e}")
+        return {}
+    if not isinstance(data, dict):
+        ck.add(file, "", "", "top level must be a mapping")
+        return {}
+    return data
+
+
+def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
+    """Read and validate every file; raise KnowledgeError listing all problems."""
+    data_dir = Path(data_dir)
+    ck = _Checker()
+    raw = {f: _read(data_dir / f"{f}.yaml", ck, f) for f in FILES}
+
+    docs = ck.unique("documents", ck.entries("documents", raw["documents"], "documents"), "key")
+    ck.doc_keys = set(docs)
+    for d in docs.values():
+        ck.text("documents", d, "title")
+
+    types, subtypes = _check_types(ck, raw["types"])
+    flags = _check_flags(ck, raw["flags"])
+    evidence = _check_evidence(ck, raw["evidence"], types)
+    measures = _check_measures(ck, raw["measures"], types, flags)
+    platforms = _check_platforms(ck, raw["platforms"])
+    provinces = _check_channels(ck, raw["channels"])
+    routing = _check_routing(ck, raw["routing"], flags)
+    faq = _check_faq(ck, raw["faq"])
+    cases = _check_cases(ck, raw["cases"], subtypes, flags)
+    for f in FILES:
+        ck.all_sources(f, raw[f])
+
+    if ck.problems:
+        # the same problem can be found twice (explicit check + the sweep)
+        raise KnowledgeError(list(dict.fromkeys(ck.problems)))
+    return KnowledgeBase(
+        documents=docs, types=types, subtypes=subtypes, flags=flags,
+        evidence=evidence, measures=measures, platforms=platforms,
+        channels=raw["channels"], provinces=provinces, routing=raw["routing"],
+        faq=faq, cases=cases, data_dir=data_dir,
+    )
+
+
+def _check_cues(ck: _Checker, file: str, entry: dict) -> None:
+    for fld in ("cues", "weak_cues", "not_cues"):
+        for cue in ck.strings(file, entry, fld):
+            if any(not part.strip() for part in cue.split("+")):
+                ck.add(file, _name(entry), fld, f"cue {cue!r} has an empty part around '+'")
+
+
+def _check_types(ck: _Checker, data: Any) -> tuple[dict, dict]:
+    f = "types"
+    types = ck.unique(f, ck.entries(f, data, "types"))
+    subtypes: dict[str, dict] = {}
+    for tid, t in types.items():
+        if tid not in taxonomy.TYPES:
+            ck.add(f, tid, "id", f"unknown type id (taxonomy: {', '.join(taxonomy.TYPES)})")
+        for fld in ("title", "explanation"):
+            ck.text(f, t, fld)
+        ck.source(f, t)
+        _check_cues(ck, f, t)
+        for i, nc in enumerate(t.get("not_covered") or []):
+            if not isinstance(nc, dict) or not nc.get("text"):
+                ck.add(f, tid, f"not_covered[{i + 1}]", "needs `text` and `source`")
+            else:
+                ck.source(f, nc, name=f"{tid} not_covered[{i + 1}]")
+        subs = ck.unique(f, ck.entries(f, t, "subtypes"))
+        for sid, s in subs.items():
+            if sid not in taxonomy.SUBTYPE_IDS:
+                ck.add(f, sid, "id", "sub-type missing from the taxonomy")
+            elif taxonomy.type_of(sid) != tid:
+                ck.add(f, sid, "id", f"sub-type listed under type {tid!r}")
+            if sid in subtypes:
+                ck.add(f, sid, "id", "duplicate sub-type")
+            for fld in ("title", "explanation"):
+                ck.text(f, s, fld)
+            ck.source(f, s)
+            _check_cues(ck, f, s)
+            ck.strings(f, s, "examples")
+            subtypes[sid] = dict(s, type=tid)
+    for tid in taxonomy.TYPES:
+        if tid not in types:
+            ck.add(f, tid, "", "type of the taxonomy is missing")
+    for sid in taxonomy.SUBTYPE_IDS:
+        if sid not in subtypes:
+            ck.add(f, sid, "", "sub-type of the taxonomy is missing")
+    return types, subtypes
+
+
+def _check_flags(ck: _Checker, data: Any) -> dict:
+    f = "flags"
+    flags = ck.unique(f, ck.entries(f, data, "flags"))
+    for fid, fl in flags.items():
+        if fid not in taxonomy.FLAGS:
+            ck.add(f, fid, "id", f"unknown flag (taxonomy: {', '.join(taxonomy.FLAGS)})")
+        for fld in ("title", "meaning", "question"):
+            ck.text(f, fl, fld)
+        ck.source(f, fl)
+        _check_cues(ck, f, fl)
+    for fid in taxonomy.FLAGS:
+        if fid not in flags:
+            ck.add(f, fid, "", "flag of the taxonomy is missing")
+    return flags
+
+
+def _check_evidence(ck: _Checker, data: Any, types: dict) -> dict:
+    f = "evidence"
+    ids: set[str] = set()
+
+    def item(e: dict) -> None:
+        for fld in ("title", "hint"):
+            ck.text(f, e, fld)
+        ck.source(f, e)
+        if e.get("id") in ids:
+            ck.add(f, e.get("id"), "id", "duplicate evidence id")
+        ids.add(e.get("id"))
+
+    for e in ck.entries(f, data, "acceptance"):
+        ck.unique(f, [e])
+        item(e)
+    by_type = data.get("by_type") if isinstance(data, dict) else None
+    if not isinstance(by_type, dict):
+        ck.add(f, "", "by_type", "missing or not a mapping")
+        return data if isinstance(data, dict) else {}
+    for tid, block in by_type.items():
+        if tid not in types or tid == "out_of_scope":
+            ck.add(f, tid, "", "unknown type id under by_type")
+        if not isinstance(block, dict):
+            ck.add(f, tid, "", "must be a mapping with `items`")
+            continue
+        items = block.get("items") or []
+        if not isinstance(items, list):
+            ck.add(f, tid, "items", "must be a list")
+            continue
+        for e in items:
+            if not isinstance(e, dict):
+                ck.add(f, tid, "items", "entry is not a mapping")
+                continue
+            ck.unique(f, [e])
+            item(e)
+    for tid in taxonomy.TYPES:
+        if tid != "out_of_scope" and tid not in by_type:
+            ck.add(f, tid, "by_type", "type has no evidence entry (use `items: []` if none)")
+    return data
+
+
+def _check_measures(ck: _Checker, data: Any, types: dict, flags: dict) -> dict:
+    f = "measures"
+    measures = ck.unique(f, ck.entries(f, data, "measures"))
+    for mid, m in measures.items():
+        for fld in ("title", "when"):
+            ck.text(f, m, fld)
+        ck.source(f, m)
+        for fl in ck.strings(f, m, "flags"):
+            if fl not in flags:
+                ck.add(f, mid, "flags", f"unknown flag {fl!r}")
+        for t in ck.strings(f, m, "types"):
+            if t not in types:
+                ck.add(f, mid, "types", f"unknown type {t!r}")
+    return measures
+
+
+def _check_platforms(ck: _Checker, data: Any) -> dict:
+    f = "platforms"
+    platforms = ck.unique(f, ck.entries(f, data, "platforms"))
+    alias_owner: dict[str, str] = {}
+    domain_owner: dict[str, str] = {}
+    for pid, p in platforms.items():
+        ck.text(f, p, "name")
+        names = [p.get("name", "")] + ck.strings(f, p, "aliases") + ck.strings(f, p, "products")
+        for a in names:
+            key = str(a).lower()
+            if key in alias_owner and alias_owner[key] != pid:
+                ck.add(f, pid, "aliases", f"{a!r} is also a name of {alias_owner[key]!r}")
+            alias_owner.setdefault(key, pid)
+        for d in ck.strings(f, p, "domains", required=True):
+            key = d.lower()
+            if "/" in key or ":" in key or " " in key:
+                ck.add(f, pid, "domains", f"{d!r}: give a host like m.weibo.cn, no scheme or path")
+            if key in domain_owner and domain_owner[key] != pid:
+                ck.add(f, pid, "domains", f"{d!r} also belongs to {domain_owner[key]!r}")
+            domain_owner.setdefault(key, pid)
+        complaint = p.get("complaint")
+        if not isinstance(complaint, dict):
+            ck.add(f, pid, "complaint", "missing: how to complain on this platform")
+        else:
+            ck.text(f, complaint, "how")
+            ck.source(f, complaint, name=f"{pid} complaint")
+            _check_contact(ck, f, f"{pid} complaint", complaint)
+    for pid in taxonomy.PLATFORMS:
+        if pid not in platforms:
+            ck.add(f, pid, "", "platform id of the taxonomy is missing")
+    return platforms
+
+
+def _check_contact(ck: _Checker, f: str, name: str, entry: dict) -> None:
+    """A URL or phone number must carry a source; unsourced ones stay empty."""
+    for fld in ("url", "website", "hotline", "phone"):
+        if entry.get(fld) and not entry.get("source"):
+            ck.add(f, name, fld, "a contact detail needs a source; leave it empty if no source gives it")
+
+
+def _check_channels(ck: _Checker, data: Any) -> dict:
+    f = "channels"
+    if not isinstance(data, dict):
+        return {}
+    for key in ("central", "police", "courts"):
+        block = data.get(key)
+        if not isinstance(block, dict):
+            ck.add(f, key, "", "missing or not a mapping")
+            continue
+        ck.text(f, block, "name")
+        ck.source(f, block, name=key)
+        _check_contact(ck, f, key, block)
+    provinces = ck.unique(f, ck.entries(f, data, "provinces"))
+    seen: dict[str, str] = {}
+    for pid, p in provinces.items():
+        ck.text(f, p, "name")
+        for a in [p.get("name", "")] + ck.strings(f, p, "aliases"):
+            if a in seen and seen[a] != pid:
+                ck.add(f, pid, "aliases", f"{a!r} is also a name of {seen[a]!r}")
+            seen.setdefault(a, pid)
+        portal = p.get("portal")
+        if isinstance(portal, dict):
+            _check_contact(ck, f, f"{pid} portal", portal)
+    if provinces and len(provinces) != 32:
+        ck.add(f, "provinces", "", f"expected 31 provinces plus 新疆生产建设兵团 (32), found {len(provinces)}")
+    return provinces
+
+
+_WHEN = re.compile(r"^(always|no_response|refused|cross_region|province_unknown|flag:[a-z_]+)$")
+
+
+def _check_routing(ck: _Checker, data: Any, flags: dict) -> dict:
+    f = "routing"
+    steps = ck.unique(f, ck.entries(f, data, "steps"))
+    for sid, s in steps.items():
+        if s.get("channel") not in CHANNEL_KINDS:
+            ck.add(f, sid, "channel", f"must be one of {', '.join(CHANNEL_KINDS)}")
+        whens = s.get("when")
+        for w in whens if isinstance(whens, list) else [whens]:
+            if not isinstance(w, str) or not _WHEN.match(w):
+                ck.add(f, sid, "when", f"{w!r}: use always, no_response, refused, cross_region, province_unknown or flag:<id>")
+            elif w.startswith("flag:") and w[5:] not in flags:
+                ck.add(f, sid, "when", f"unknown flag {w[5:]!r}")
+        ck.text(f, s, "what")
+        ck.source(f, s)
+    return data
+
+
+def _check_faq(ck: _Checker, data: Any) -> dict:
+    f = "faq"
+    faq = ck.unique(f, ck.entries(f, data, "faq"))
+    phrasing_owner: dict[str, str] = {}
+    for qid, q in faq.items():
+        for fld in ("question", "answer"):
+            ck.text(f, q, fld)
+        ck.source(f, q)
+        for p in [q.get("question", "")] + ck.strings(f, q, "phrasings"):
+            if p in phrasing_owner and phrasing_owner[p] != qid:
+                ck.add(f, qid, "phrasings", f"{p!r} is also a phrasing of {phrasing_owner[p]!r}")
+            phrasing_owner.setdefault(p, qid)
+        for r in ck.strings(f, q, "related"):
+            if r not in faq:
+                ck.add(f, qid, "related", f"no FAQ entry {r!r}")
+    return faq
+
+
+def _check_cases(ck: _Checker, data: Any, subtypes: dict, flags: dict) -> dict:
+    f = "cases"
+    cases = ck.unique(f, ck.entries(f, data, "cases"))
+    for cid, c in cases.items():
+        for fld in ("title", "summary"):
+            ck.text(f, c, fld)
+        ck.source(f, c)
+        for t in ck.strings(f, c, "types"):
+            if t not in subtypes and t not in taxonomy.TYPES:
+                ck.add(f, cid, "types", f"unknown type or sub-type {t!r}")
+        for fl in ck.strings(f, c, "flags"):
+            if fl not in flags:
+                ck.add(f, cid, "flags", f"unknown flag {fl!r}")
+    return cases

@@ -1,0 +1,108 @@
+"""Find cue phrases in normalised text: exact (indexed), negation-aware, and fuzzy via rapidfuzz."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+NEGATIONS = frozenset("不没未非无别")
+FUZZY_MIN_LEN = 4      # shorter cues only match exactly
+FUZZY_COVERAGE = 0.5   # share of a cue's bigrams that must occur before rapidfuzz is asked
+FUZZY_CUTOFF = 80.0    # rapidfuzz partial_ratio needed for a fuzzy hit
+FUZZY_CREDIT = 0.7     # a fuzzy hit counts this much of an exact one
+
+
+@dataclass(frozen=True)
+class Cue:
+    parts: tuple[str, ...]
+    weight: float
+    target: str          # what the cue votes for: a sub-type, "type:<id>" or "flag:<id>"
+    text: str            # as written in the YAML, for explanations
+
+
+def _is_latin(s: str) -> bool:
+    return s.isascii()
+
+
+class CueIndex:
+    """All cues of the knowledge base, indexed by their parts' first characters."""
+
+    def __init__(self, cues: list[Cue]):
+        self.cues = cues
+        self.parts: list[str] = sorted({p for c in cues for p in c.parts})
+        part_id = {p: i for i, p in enumerate(self.parts)}
+        self.cue_parts = [tuple(part_id[p] for p in c.parts) for c in cues]
+        self.by_first2: dict[str, list[int]] = defaultdict(list)
+        self.by_first1: dict[str, list[int]] = defaultdict(list)
+        for i, p in enumerate(self.parts):
+            (self.by_first2[p[:2]] if len(p) >= 2 else self.by_first1[p]).append(i)
+        # fuzzy candidates: single-part cues long enough to be worth it
+        self.long_cues = [i for i, c in enumerate(cues)
+                          if len(c.parts) == 1 and len(c.parts[0]) >= FUZZY_MIN_LEN
+                          and not _is_latin(c.parts[0])]
+        self.bigram_cues: dict[str, list[int]] = defaultdict(list)
+        self.cue_bigrams: dict[int, int] = {}
+        for i in self.long_cues:
+            grams = {c[k:k + 2] for c in cues[i].parts for k in range(len(c) - 1)}
+            self.cue_bigrams[i] = len(grams)
+            for g in grams:
+                self.bigram_cues[g].append(i)
+
+    def found_parts(self, text: str) -> set[int]:
+        """Parts that occur in text at least once without a negation just before."""
+        found: set[int] = set()
+        by2, by1, parts = self.by_first2, self.by_first1, self.parts
+        for i in range(len(text)):
+            prev_neg = i > 0 and text[i - 1] in NEGATIONS
+            for bucket in (by2.get(text[i:i + 2]), by1.get(text[i])):
+                if not bucket:
+                    continue
+                for pid in bucket:
+                    if pid in found:
+                        continue
+                    p = parts[pid]
+                    if not text.startswith(p, i):
+                        continue
+                    if prev_neg and p[0] not in NEGATIONS:
+                        continue
+                    if _is_latin(p) and _latin_glued(text, i, len(p)):
+                        continue
+                    found.add(pid)
+        return found
+
+    def match(self, text: str, fuzzy: bool = True) -> list[tuple[int, float]]:
+        """(cue index, credit) for every cue found in text."""
+        found = self.found_parts(text)
+        hits = [(ci, 1.0) for ci, pids in enumerate(self.cue_parts)
+                if pids[0] in found and all(p in found for p in pids)]
+        if fuzzy and len(text) >= FUZZY_MIN_LEN:
+            hit = {ci for ci, _ in hits}
+            hits.extend(self._fuzzy(text, hit))
+        return hits
+
+    def _fuzzy(self, text: str, already: set[int]) -> list[tuple[int, float]]:
+        counts: dict[int, int] = defaultdict(int)
+        for g in {text[k:k + 2] for k in range(len(text) - 1)}:
+            for ci in self.bigram_cues.get(g, ()):
+                counts[ci] += 1
+        out = []
+        for ci, n in counts.items():
+            if ci in already or n < FUZZY_COVERAGE * self.cue_bigrams[ci]:
+                continue
+            score = fuzz.partial_ratio(self.cues[ci].parts[0], text, score_cutoff=FUZZY_CUTOFF)
+            if score:
+                out.append((ci, FUZZY_CREDIT * score / 100.0))
+        return out
+
+
+def _latin_glued(text: str, i: int, n: int) -> bool:
+    """A latin cue inside a longer latin word (e.g. 'dy' in 'ready') does not count."""
+    before = text[i - 1] if i > 0 else ""
+    after = text[i + n] if i + n < len(text) else ""
+    return (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum())
+
+
+def parse_cue(text: str, weight: float, target: str) -> Cue:
+    parts = tuple(p.strip().lower() for p in str(text).split("+") if p.strip())
+    return Cue(parts=parts, weight=weight, target=target, text=str(text))

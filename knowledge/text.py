@@ -1,0 +1,90 @@
+"""Text normalisation: NFKC, Traditional to Simplified, case, whitespace, links."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import opencc
+
+_t2s = opencc.OpenCC("t2s")
+_s2t = opencc.OpenCC("s2t")
+
+MAX_CHARS = 5000  # descriptions longer than this are cut before matching
+
+_TLDS = ("com|cn|net|org|tv|io|me|cc|co|top|info|xyz|vip|app|site|club|shop|"
+         "link|ltd|hk|tw|so|la|ly|gl|im|fm|biz|wang|ink|fun|live|news")
+_URL = re.compile(
+    r"(?:https?://)?"
+    r"((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:" + _TLDS + r"))"
+    r"(?![a-z0-9-])(?::\d{1,5})?"
+    r"(/[!-~]*)?",
+    re.IGNORECASE,
+)
+_SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+
+
+@dataclass(frozen=True)
+class Normalised:
+    original: str
+    text: str          # NFKC, Simplified, lower case, single spaces, no links
+    compact: str       # `text` without any whitespace (cue matching)
+    links: tuple[str, ...]   # links as typed (scheme added when missing)
+    hosts: tuple[str, ...]   # lower-case host of each link
+    traditional: bool  # the user wrote Traditional Chinese
+
+
+def is_traditional(text: str) -> bool:
+    """True when converting to Simplified changes enough characters."""
+    han = [c for c in text if "\u4e00" <= c <= "\u9fff"]
+    if not han:
+        return False
+    simplified = _t2s.convert("".join(han))
+    changed = sum(1 for a, b in zip(han, simplified) if a != b)
+    return changed >= 2 or (changed == 1 and len(han) <= 6)
+
+
+def to_simplified(text: str) -> str:
+    return _t2s.convert(text)
+
+
+def to_traditional(text: str) -> str:
+    return _s2t.convert(text)
+
+
+def clean(text: str) -> str:
+    """NFKC (full-width to half-width), control characters dropped."""
+    return _CONTROL.sub("", unicodedata.normalize("NFKC", text))
+
+
+def extract_links(text: str) -> list[tuple[str, str]]:
+    """(link, host) pairs found in text; text must already be NFKC."""
+    found = []
+    for m in _URL.finditer(text):
+        host = m.group(1).lower()
+        link = m.group(0)
+        # a bare "abc.com" without scheme or path still counts: people paste hosts
+        if not link.lower().startswith(("http://", "https://")):
+            link = "https://" + link
+        found.append((link.rstrip(".,;:!?)]}>"), host))
+    return found
+
+
+def normalise(raw: str) -> Normalised:
+    if not isinstance(raw, str):
+        raw = "" if raw is None else str(raw)
+    nfkc = clean(raw[: MAX_CHARS * 2])[:MAX_CHARS]
+    links = extract_links(nfkc)
+    without_links = _URL.sub(" ", nfkc) if links else nfkc
+    traditional = is_traditional(without_links)
+    simplified = _t2s.convert(without_links).lower()
+    text = _SPACE.sub(" ", simplified).strip()
+    return Normalised(
+        original=raw,
+        text=text,
+        compact=text.replace(" ", ""),
+        links=tuple(l for l, _ in links),
+        hosts=tuple(h for _, h in links),
+        traditional=traditional,
+    )
