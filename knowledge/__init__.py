@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from .loader import KnowledgeBase, KnowledgeError, Problem, load
 
-__all__ = ["KnowledgeBase", "KnowledgeError", "Problem", "load", "knowledge", "classifier", "classify"]
+__all__ = ["KnowledgeBase", "KnowledgeError", "Problem", "load", "knowledge", "get_classifier", "classify"]
 
 
 @lru_cache(maxsize=1)
@@ -15,11 +15,11 @@ def knowledge() -> KnowledgeBase:
 
 
 @lru_cache(maxsize=1)
-def classifier():
+def get_classifier():
     from .classifier import Classifier
     return Classifier(knowledge())
 
 
 def classify(text: str):
     """Ranked sub-types with scores, the type, the platform and the flags of a description."""
-    return classifier().classify(text)
+    return get_classifier().classify(text)

@@ -12,6 +12,7 @@ from .platforms import PlatformResolver
 from .text import Normalised, normalise
 
 WEAK = 0.4             # weight of a weak cue
+STRONG = 2.0           # weight of a decisive cue ("与公司无关", "撤稿")
 TYPE_SHARE = 0.6       # how much a type-level cue adds to each of its sub-types
 OTHER_BASE = 0.3       # the ".other" sub-type of a type that has evidence
 DECAY = 0.6            # the k-th cue of the same target counts DECAY**k
@@ -52,9 +53,11 @@ class Classifier:
         for tid, t in kb.types.items():
             cues += [parse_cue(c, 1.0, f"type:{tid}") for c in t.get("cues") or []]
             cues += [parse_cue(c, WEAK, f"type:{tid}") for c in t.get("weak_cues") or []]
+            cues += [parse_cue(c, STRONG, f"type:{tid}") for c in t.get("strong_cues") or []]
         for sid, s in kb.subtypes.items():
             cues += [parse_cue(c, 1.0, sid) for c in s.get("cues") or []]
             cues += [parse_cue(c, WEAK, sid) for c in s.get("weak_cues") or []]
+            cues += [parse_cue(c, STRONG, sid) for c in s.get("strong_cues") or []]
         self.index = CueIndex(cues)
         flag_cues = []
         self.flag_blockers: list[str] = []

@@ -14,6 +14,7 @@ DATA_DIR = Path(__file__).parent / "data"
 FILES = ("documents", "types", "flags", "evidence", "measures", "platforms",
          "channels", "routing", "faq", "cases")
 CHANNEL_KINDS = ("platform", "province", "central", "police", "court")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)?$")
 
 
@@ -146,7 +147,7 @@ class _Checker:
             if not isinstance(value, str) or not value:
                 self.add(file, _name(e), fld, "missing")
                 continue
-            if not _ID.match(value):
+            if fld == "id" and not _ID.match(value):
                 self.add(file, value, fld, "ids are lower-case ASCII letters, digits and '_' (dotted for sub-types)")
             if value in seen:
                 self.add(file, value, fld, "duplicate id")
@@ -184,7 +185,7 @@ def _read(path: Path, ck: _Checker, file: str) -> Any:
         ck.add(file, "", "", f"not UTF-8 text: {e}")
         return {}
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -231,7 +232,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
 
 
 def _check_cues(ck: _Checker, file: str, entry: dict) -> None:
-    for fld in ("cues", "weak_cues", "not_cues"):
+    for fld in ("cues", "weak_cues", "strong_cues", "not_cues"):
         for cue in ck.strings(file, entry, fld):
             if any(not part.strip() for part in cue.split("+")):
                 ck.add(file, _name(entry), fld, f"cue {cue!r} has an empty part around '+'")

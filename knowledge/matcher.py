@@ -11,6 +11,7 @@ FUZZY_MIN_LEN = 4      # shorter cues only match exactly
 FUZZY_COVERAGE = 0.5   # share of a cue's bigrams that must occur before rapidfuzz is asked
 FUZZY_CUTOFF = 80.0    # rapidfuzz partial_ratio needed for a fuzzy hit
 FUZZY_CREDIT = 0.7     # a fuzzy hit counts this much of an exact one
+WINDOW = 16            # the parts of an "A+B" cue must lie within this many characters
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,9 @@ class CueIndex:
             for g in grams:
                 self.bigram_cues[g].append(i)
 
-    def found_parts(self, text: str) -> set[int]:
-        """Parts that occur in text at least once without a negation just before."""
-        found: set[int] = set()
+    def found_parts(self, text: str) -> dict[int, list[int]]:
+        """Positions of every part that occurs without a negation just before it."""
+        found: dict[int, list[int]] = {}
         by2, by1, parts = self.by_first2, self.by_first1, self.parts
         for i in range(len(text)):
             prev_neg = i > 0 and text[i - 1] in NEGATIONS
@@ -59,8 +60,6 @@ class CueIndex:
                 if not bucket:
                     continue
                 for pid in bucket:
-                    if pid in found:
-                        continue
                     p = parts[pid]
                     if not text.startswith(p, i):
                         continue
@@ -68,14 +67,14 @@ class CueIndex:
                         continue
                     if _is_latin(p) and _latin_glued(text, i, len(p)):
                         continue
-                    found.add(pid)
+                    found.setdefault(pid, []).append(i)
         return found
 
     def match(self, text: str, fuzzy: bool = True) -> list[tuple[int, float]]:
         """(cue index, credit) for every cue found in text."""
         found = self.found_parts(text)
         hits = [(ci, 1.0) for ci, pids in enumerate(self.cue_parts)
-                if pids[0] in found and all(p in found for p in pids)]
+                if pids[0] in found and (len(pids) == 1 or _near(pids, found))]
         if fuzzy and len(text) >= FUZZY_MIN_LEN:
             hit = {ci for ci, _ in hits}
             hits.extend(self._fuzzy(text, hit))
@@ -94,6 +93,14 @@ class CueIndex:
             if score:
                 out.append((ci, FUZZY_CREDIT * score / 100.0))
         return out
+
+
+def _near(pids: tuple[int, ...], found: dict[int, list[int]]) -> bool:
+    """All parts occur, some occurrence of each within WINDOW of the first part's."""
+    if not all(p in found for p in pids):
+        return False
+    return any(all(any(abs(j - i) <= WINDOW for j in found[p]) for p in pids[1:])
+               for i in found[pids[0]])
 
 
 def _latin_glued(text: str, i: int, n: int) -> bool:

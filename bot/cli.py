@@ -1,0 +1,93 @@
+"""The `huqi` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+USAGE_EXAMPLE = "有自媒体说我们公司资金链断裂、马上要破产,完全是编造的 https://m.weibo.cn/status/5012345678"
+
+
+def _kb_or_exit():
+    from knowledge import KnowledgeError, knowledge
+    try:
+        return knowledge()
+    except KnowledgeError as e:
+        print(f"知识库有误,无法启动 / invalid knowledge base:\n{e}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def cmd_kb_check(args) -> int:
+    kb = _kb_or_exit()
+    counts = kb.counts()
+    print(f"knowledge base OK: {kb.data_dir}")
+    for k, v in counts.items():
+        print(f"  {k:<18} {v}")
+    return 0
+
+
+def classify_line(clf, line: bytes | str, lineno: int) -> dict:
+    """One JSONL input line to one output object; bad lines become error objects."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"id": None, "line": lineno, "error": "line is not UTF-8 text"}
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as e:
+        return {"id": None, "line": lineno, "error": f"not valid JSON: {str(e)[:80]}"}
+    if not isinstance(obj, dict):
+        return {"id": None, "line": lineno, "error": "expected a JSON object with \"text\""}
+    id_ = obj.get("id")
+    text = obj.get("text")
+    if not isinstance(text, str):
+        return {"id": id_, "line": lineno, "error": "missing \"text\" (a string)"}
+    return clf.classify(text).as_json(id_) | ({"id": id_} if id_ is None else {})
+
+
+def cmd_classify(args) -> int:
+    _kb_or_exit()
+    from knowledge import get_classifier
+    clf = get_classifier()
+    if args.jsonl:
+        out = sys.stdout
+        for lineno, line in enumerate(sys.stdin.buffer, 1):
+            if not line.strip():
+                continue
+            out.write(json.dumps(classify_line(clf, line.rstrip(b"\r\n"), lineno), ensure_ascii=False) + "\n")
+        out.flush()
+        return 0
+    text = " ".join(args.text) if args.text else USAGE_EXAMPLE
+    r = clf.classify(text)
+    print(json.dumps(r.as_json() | {"platforms": r.platforms, "links": r.links}, ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="huqi", description="护企: 涉企网络侵权举报助手")
+    sub = p.add_subparsers(dest="command")
+
+    c = sub.add_parser("classify", help="classify descriptions (--jsonl: one JSON object a line on stdin)")
+    c.add_argument("--jsonl", action="store_true", help='read {"id", "text"} lines from stdin, write one result a line')
+    c.add_argument("text", nargs="*", help="a description to classify")
+    c.set_defaults(func=cmd_classify)
+
+    kb = sub.add_parser("kb", help="knowledge base tools")
+    kb_sub = kb.add_subparsers(dest="kb_command")
+    check = kb_sub.add_parser("check", help="validate the knowledge base and print counts")
+    check.set_defaults(func=cmd_kb_check)
+    kb.set_defaults(func=lambda a: (kb.print_usage(), 2)[1])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        args = parser.parse_args(["classify"])
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
