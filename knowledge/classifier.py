@@ -72,7 +72,7 @@ class Classifier:
                 self.examples.append(normalise(e).compact)
                 self.example_target.append(sid)
         self.subtypes = list(kb.subtypes)
-        self.platforms = PlatformResolver(kb.platforms)
+        self.platforms = PlatformResolver(kb.platforms, kb.platform_exceptions)
 
     def classify(self, text: str) -> Result:
         norm = normalise(text)

@@ -50,6 +50,7 @@ class KnowledgeBase:
     evidence: dict[str, Any]
     measures: dict[str, dict]
     platforms: dict[str, dict]
+    platform_exceptions: list[str]
     channels: dict[str, Any]
     provinces: dict[str, dict]
     routing: dict[str, Any]
@@ -226,6 +227,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     return KnowledgeBase(
         documents=docs, types=types, subtypes=subtypes, flags=flags,
         evidence=evidence, measures=measures, platforms=platforms,
+        platform_exceptions=[str(w) for w in raw["platforms"].get("name_exceptions") or []],
         channels=raw["channels"], provinces=provinces, routing=raw["routing"],
         faq=faq, cases=cases, data_dir=data_dir,
     )
@@ -353,6 +355,8 @@ def _check_measures(ck: _Checker, data: Any, types: dict, flags: dict) -> dict:
 def _check_platforms(ck: _Checker, data: Any) -> dict:
     f = "platforms"
     platforms = ck.unique(f, ck.entries(f, data, "platforms"))
+    if isinstance(data, dict):
+        ck.strings(f, data, "name_exceptions")
     alias_owner: dict[str, str] = {}
     domain_owner: dict[str, str] = {}
     for pid, p in platforms.items():

@@ -5,8 +5,9 @@ from .text import Normalised
 
 
 class PlatformResolver:
-    def __init__(self, platforms: dict[str, dict]):
+    def __init__(self, platforms: dict[str, dict], exceptions: list[str] = ()):
         self.platforms = platforms
+        self.exceptions = sorted({e.lower() for e in exceptions}, key=len, reverse=True)
         self.domains: dict[str, str] = {}
         names: dict[str, str] = {}
         for pid, p in platforms.items():
@@ -31,6 +32,8 @@ class PlatformResolver:
 
     def named(self, text: str) -> list[str]:
         """Platform ids named in normalised text, in order of first mention."""
+        for word in self.exceptions:
+            text = text.replace(word, " " * len(word))
         taken = [False] * len(text)
         first: dict[str, int] = {}
         for name, pid in self.names:
