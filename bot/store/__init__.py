@@ -298,7 +298,9 @@ class CaseStore(ABC):
             raise TypeError("a case must be a dict")
         now = self._clock()
         now_iso = to_iso(now)
-        doc = clone_json({k: v for k, v in case.items() if k not in TIME_FIELDS})
+        doc = clone_json(
+            {k: v for k, v in case.items() if k not in TIME_FIELDS and k not in ("reminders", "history")}
+        )
         for f in TIME_FIELDS:
             if case.get(f) is not None:
                 doc[f] = to_iso(case[f])
@@ -316,13 +318,15 @@ class CaseStore(ABC):
         closed_at = doc.pop("closed_at", None)
         doc["status"] = DEFAULT_STATUS
         _set_status(doc, status, closed_at or now_iso)
-        history = doc.get("history") or []
+        history = case.get("history") or []
         if not isinstance(history, list):
             raise TypeError("history must be a list of events")
         doc["history"] = [_norm_event(ev, now_iso) for ev in history]
-        reminders = doc.pop("reminders", None) or []
+        reminders = case.get("reminders") or []
         if not isinstance(reminders, list):
             raise TypeError("reminders must be a list")
+        for r in reminders:
+            _norm_reminder("", r)  # validate before queueing
 
         def write() -> dict:
             if given_id is None:
@@ -645,7 +649,8 @@ def open_store(
 
     ``backend="tinydb"`` (default): durable store in ``data_dir`` (created
     with mode 0700; default :func:`default_data_dir`), locked against other
-    processes (:class:`StoreLocked`).  Options: ``clock``, ``compact_every``.
+    processes (:class:`StoreLocked`).  Options: ``clock``, ``compact_every``
+    (log entries between snapshots), ``compact_bytes``, ``compact_on_close``.
     ``backend="memory"``: nothing on disk; ``data_dir`` is ignored.
     """
     if backend == "memory":

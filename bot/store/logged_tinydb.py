@@ -310,11 +310,13 @@ class LoggedTinyDBStore(CaseStore):
         clock=None,
         compact_every: int = 5000,
         compact_bytes: int = 64 << 20,
+        compact_on_close: bool = True,
     ):
         super().__init__(clock=clock)
         self.data_dir = os.path.abspath(data_dir)
         self._compact_every = compact_every
         self._compact_bytes = compact_bytes
+        self._compact_on_close = compact_on_close
         self._log_path = os.path.join(self.data_dir, LOG)
         _make_dir(self.data_dir)
         self._dirlock = DirLock(self.data_dir).acquire()
@@ -641,7 +643,10 @@ class LoggedTinyDBStore(CaseStore):
 
     async def _shutdown(self) -> None:
         try:
-            await self._run_write(self._compact_now)
+            if self._compact_on_close:
+                await self._run_write(self._compact_now)
+            elif self._compactor is not None:
+                await self._run_write(self._compactor.join)
         finally:
             self._pool.shutdown(wait=True)
             if self._fd is not None:

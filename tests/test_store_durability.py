@@ -1,0 +1,365 @@
+"""Durability of the TinyDB case store: SIGKILL at random moments, torn log
+lines, the data-directory lock, file modes, compaction."""
+
+import asyncio
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.store import StoreCorrupt, StoreLocked, open_store
+from bot.store.logged_tinydb import LOG, SNAPSHOT, LoggedTinyDBStore
+
+ROOT = Path(__file__).resolve().parent.parent
+OWNER = {"messenger": "telegram", "user_id": "42"}
+T0 = datetime(2026, 11, 5, 8, 0, tzinfo=timezone.utc)
+
+# The writer: opens the store, then loops over random writes and prints one
+# line per write *after* the write has returned (= acknowledged).
+WRITER = textwrap.dedent(
+    """
+    import asyncio, json, os, random, sys
+    from bot.store.logged_tinydb import LoggedTinyDBStore
+
+    def ack(doc):
+        rems = {r["kind"]: r["due"] for r in doc.get("reminders", [])}
+        line = {"id": doc["id"], "n": doc.get("n"), "h": len(doc["history"]),
+                "s": doc["status"], "r": rems}
+        os.write(1, (json.dumps(line) + "\\n").encode())
+
+    async def main(data_dir, seed):
+        rnd = random.Random(seed)
+        store = LoggedTinyDBStore(data_dir, compact_every=40)
+        ids = [c["id"] for c in await store.list()]
+        os.write(1, b'{"ready": true}\\n')
+        i = 0
+        while True:
+            i += 1
+            op = rnd.random()
+            if op < 0.25 or not ids:
+                doc = await store.create({
+                    "owner": {"messenger": "telegram", "user_id": "42"},
+                    "n": 0, "type": "rumor", "platform": "微博",
+                    "enterprise": {"name": "某某科技有限公司", "note": "造谣" * rnd.randint(1, 200)},
+                })
+                ids.append(doc["id"])
+            elif op < 0.55:
+                cid = rnd.choice(ids)
+                cur = await store.get(cid)
+                doc = await store.update(cid, {"n": cur["n"] + 1, "blob": "证据" * rnd.randint(1, 300)})
+            elif op < 0.9:
+                to = rnd.choice([None, None, "submitted", "closed", "replied"])
+                doc = await store.append_event(rnd.choice(ids), {"note": f"e{i}", "to": to})
+            else:
+                cid = rnd.choice(ids)
+                await store.set_reminder(cid, f"2026-12-{rnd.randint(1, 28):02d}T00:00:00+00:00",
+                                         rnd.choice(["follow_up", "deadline"]))
+                doc = await store.get(cid)
+            ack(doc)
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    """
+)
+
+
+def state_of(doc):
+    rems = {r["kind"]: r["due"] for r in doc.get("reminders", [])}
+    return {"n": doc.get("n"), "h": len(doc["history"]), "s": doc["status"], "r": rems}
+
+
+def spawn_writer(data_dir, seed, out_path):
+    out = open(out_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(data_dir), str(seed)],
+        stdout=out,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    out.close()
+    return proc
+
+
+def read_acks(out_path):
+    """Complete lines only: a line cut by the kill was not acknowledged."""
+    data = Path(out_path).read_bytes()
+    lines = data.split(b"\n")[:-1]
+    return [json.loads(line) for line in lines]
+
+
+def wait_ready(proc, out_path, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(out_path).read_bytes().startswith(b'{"ready": true}\n'):
+            return True
+        if proc.poll() is not None:
+            raise AssertionError("writer died: " + proc.stderr.read().decode(errors="replace"))
+        time.sleep(0.005)
+    raise AssertionError("writer did not start")
+
+
+def test_nothing_acknowledged_is_lost_across_30_kills(tmp_path):
+    data_dir = tmp_path / "data"
+    rnd = random.Random(20261105)
+    acked: dict[str, dict] = {}  # case id -> last known state
+    total_acks = 0
+    kills = 0
+    started = time.monotonic()
+    while kills < 30:
+        out_path = tmp_path / f"out{kills}.txt"
+        proc = spawn_writer(data_dir, rnd.randrange(10**9), out_path)
+        if kills % 6 == 5:
+            # Sometimes kill while the store is still opening / replaying.
+            time.sleep(rnd.uniform(0.0, 0.25))
+        else:
+            wait_ready(proc, out_path)
+            time.sleep(rnd.uniform(0.02, 0.35))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        kills += 1
+
+        acks = [a for a in read_acks(out_path) if "id" in a]
+        total_acks += len(acks)
+        for a in acks:
+            acked[a["id"]] = {k: a[k] for k in ("n", "h", "s", "r")}
+
+        # Open the store (replaying logs, cutting a torn tail) and check that
+        # every acknowledged write is there.  Alternate between closing with
+        # and without compaction so logs also pile up across kills.
+        store = LoggedTinyDBStore(str(data_dir), compact_on_close=kills % 3 == 0)
+        try:
+            current = {c["id"]: state_of(c) for c in asyncio.run(_list(store))}
+        finally:
+            asyncio.run(store.close())
+        missing = set(acked) - set(current)
+        assert not missing, f"kill {kills}: acknowledged cases lost: {sorted(missing)}"
+        # At most one write was in flight (written, not yet acknowledged):
+        # the store may be exactly one write ahead of the acks, never behind.
+        differing = [cid for cid in current if current[cid] != acked.get(cid)]
+        assert len(differing) <= 1, f"kill {kills}: {len(differing)} cases differ from their acks"
+        for cid in differing:
+            if cid in acked:
+                before, after = acked[cid], current[cid]
+                assert (
+                    after["n"] == before["n"] + 1
+                    or after["h"] == before["h"] + 1
+                    or after["r"] != before["r"]
+                ), f"kill {kills}: {cid} is not one write ahead: {before} -> {after}"
+        acked = current
+    elapsed = time.monotonic() - started
+    assert total_acks > 300, f"only {total_acks} writes acknowledged; the test proves little"
+    assert elapsed < 90
+
+
+async def _list(store):
+    return await store.list()
+
+
+async def test_torn_last_line_is_cut_off(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    ids = [(await store.create({"owner": OWNER, "k": i}))["id"] for i in range(3)]
+    await store.close()
+    log_path = d / LOG
+    good = log_path.read_bytes()
+    assert good.count(b"\n") == 3
+
+    # A write that died half-way: no newline at the end.
+    whole = json.dumps({"seq": 4, "op": "put", "table": "cases", "id": "HQ-2611-2222",
+                        "doc": {"id": "HQ-2611-2222", "owner": OWNER}}).encode()
+    with open(log_path, "ab") as f:
+        f.write(whole[: len(whole) // 2])
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    assert sorted(c["id"] for c in await store.list()) == sorted(ids)
+    assert log_path.read_bytes() == good  # truncated to the last good newline
+    # The store keeps working on top of the repaired log.
+    more = await store.create({"owner": OWNER, "k": 3})
+    await store.close()
+
+    # A garbled last line *with* a newline (e.g. zero-filled block), too.
+    with open(log_path, "ab") as f:
+        f.write(b'{"seq": 9, "op": "pu\x00\x00\x00\n')
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    assert sorted(c["id"] for c in await store.list()) == sorted(ids + [more["id"]])
+    await store.close()
+    assert log_path.read_bytes().endswith(b"}\n")
+
+
+async def test_damage_before_the_last_line_is_not_silently_dropped(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    for i in range(3):
+        await store.create({"owner": OWNER, "k": i})
+    await store.close()
+    lines = (d / LOG).read_bytes().split(b"\n")
+    lines[1] = lines[1][:20]  # damage the middle entry
+    (d / LOG).write_bytes(b"\n".join(lines))
+    with pytest.raises(StoreCorrupt):
+        LoggedTinyDBStore(str(d))
+    # ... and the failed open released the lock.
+    with pytest.raises(StoreCorrupt):
+        LoggedTinyDBStore(str(d))
+
+
+LOCKER = textwrap.dedent(
+    """
+    import sys, time
+    from bot.store import open_store, StoreLocked
+    try:
+        store = open_store(sys.argv[1])
+    except StoreLocked as exc:
+        print("LOCKED", exc, flush=True)
+        sys.exit(3)
+    print("OPEN", flush=True)
+    if sys.argv[2] == "hold":
+        time.sleep(60)
+    """
+)
+
+
+def run_locker(data_dir, mode="try", **kw):
+    return subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(data_dir), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        **kw,
+    )
+
+
+async def test_second_process_gets_store_locked(tmp_path):
+    d = tmp_path / "data"
+    store = open_store(str(d))
+    try:
+        proc = run_locker(d)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 3, err.decode()
+        msg = out.decode()
+        assert "已被另一个 huqi 进程使用" in msg
+        assert f"pid {os.getpid()}" in msg
+        assert str(d) in msg
+        # A second open in the same process is refused as well.
+        with pytest.raises(StoreLocked):
+            open_store(str(d))
+    finally:
+        await store.close()
+    # Released on close.
+    proc = run_locker(d)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and out.startswith(b"OPEN"), err.decode()
+
+
+async def test_lock_is_released_when_the_holder_is_killed(tmp_path):
+    d = tmp_path / "data"
+    holder = run_locker(d, "hold")
+    assert holder.stdout.readline().startswith(b"OPEN")
+    with pytest.raises(StoreLocked) as info:
+        open_store(str(d))
+    assert info.value.pid == holder.pid
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    holder.stderr.close()
+    store = open_store(str(d))
+    await store.close()
+
+
+async def test_files_are_private_whatever_the_umask(tmp_path):
+    d = tmp_path / "data"
+    old = os.umask(0)
+    try:
+        store = LoggedTinyDBStore(str(d), compact_every=5)
+        for i in range(12):  # enough to rotate and snapshot in the background
+            await store.create({"owner": OWNER, "k": i})
+        await store.close()
+        store = LoggedTinyDBStore(str(d))
+        await store.create({"owner": OWNER, "k": 99})
+        names = sorted(os.listdir(d))
+        assert {SNAPSHOT, LOG, "huqi.lock"} <= set(names)
+        for name in names:
+            mode = stat.S_IMODE(os.stat(d / name).st_mode)
+            assert mode == 0o600, f"{name}: {oct(mode)}"
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+        await store.close()
+    finally:
+        os.umask(old)
+
+
+async def test_background_compaction_and_reopen(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d), compact_every=25)
+    case = await store.create({"owner": OWNER, "n": 0})
+    others = [await store.create({"owner": OWNER, "n": i}) for i in range(10)]
+    for i in range(200):
+        await store.append_event(case["id"], {"note": f"e{i}"})
+    await store.set_reminder(case["id"], T0, "follow_up")
+    store._compactor.join()
+    # The log was rotated and compacted: only the tail since the last
+    # snapshot remains; no rotated segments are left behind.
+    assert store.log_entries < 25
+    assert not [n for n in os.listdir(d) if n.startswith(LOG + ".")]
+    expected = await store.list()
+    # Reopen without the close-time compaction: snapshot + log tail.
+    store._compact_on_close = False
+    await store.close()
+    store = LoggedTinyDBStore(str(d))
+    assert await store.list() == expected
+    assert len((await store.get(case["id"]))["history"]) == 200
+    assert len(await store.due_reminders(T0)) == 1
+    assert len(expected) == 1 + len(others)
+    await store.close()
+    # After a compacting close the log is empty and the snapshot is valid JSON.
+    assert (d / LOG).read_bytes() == b""
+    snap = json.loads((d / SNAPSHOT).read_text("utf-8"))
+    assert set(snap["cases"]) == {c["id"] for c in expected}
+    assert snap["cases"][case["id"]]["history"][-1]["note"] == "e199"
+
+
+async def test_interrupted_compaction_is_recovered(tmp_path):
+    """A crash after rotating the log but before the new snapshot replaced
+    the old one: the rotated segment is replayed on open."""
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    a = await store.create({"owner": OWNER, "n": 1})
+    store._rotate()  # rotate, then "crash" before writing the snapshot
+    b = await store.create({"owner": OWNER, "n": 2})
+    await store.update(a["id"], {"n": 5})
+    await store.close()
+    assert [n for n in os.listdir(d) if n.startswith(LOG + ".")]
+    (d / (SNAPSHOT + ".tmp")).write_bytes(b'{"meta": half')  # a half-written snapshot
+    store = LoggedTinyDBStore(str(d))
+    assert (await store.get(a["id"]))["n"] == 5
+    assert (await store.get(b["id"]))["n"] == 2
+    await store.close()
+    assert sorted(os.listdir(d)) == sorted([SNAPSHOT, LOG, "huqi.lock"])
+    store = LoggedTinyDBStore(str(d))
+    assert (await store.get(a["id"]))["n"] == 5
+    await store.close()
+
+
+async def test_logs_do_not_contain_case_content(tmp_path, caplog):
+    d = tmp_path / "data"
+    caplog.set_level("DEBUG", logger="huqi")
+    store = LoggedTinyDBStore(str(d), compact_every=3)
+    secret = {"phone": "13912345678", "id_number": "330102199001011234", "address": "文三路90号"}
+    c = await store.create({"owner": OWNER, "enterprise": secret})
+    await store.update(c["id"], {"evidence": [{"file": "截图.png", "note": "文三路90号"}]})
+    await store.append_event(c["id"], {"note": "13912345678", "to": "closed"})
+    await store.set_reminder(c["id"], T0, "follow_up")
+    await store.purge(timedelta(days=-1))
+    await store.close()
+    text = caplog.text
+    assert c["id"] in text
+    for value in ("13912345678", "330102199001011234", "文三路90号", "截图.png"):
+        assert value not in text
