@@ -72,17 +72,19 @@ class Classifier:
                 self.examples.append(normalise(e).compact)
                 self.example_target.append(sid)
         self.subtypes = list(kb.subtypes)
+        self.type_of = {sid: taxonomy.type_of(sid) for sid in self.subtypes}
+        self.order = {sid: i for i, sid in enumerate(self.subtypes)}
         self.platforms = PlatformResolver(kb.platforms, kb.platform_exceptions)
 
     def classify(self, text: str) -> Result:
         norm = normalise(text)
         raw, fired = self._score(norm)
-        ranked = sorted(raw.items(), key=lambda kv: (-kv[1], self.subtypes.index(kv[0])))
+        ranked = sorted(raw.items(), key=lambda kv: (-kv[1], self.order[kv[0]]))
         best_sid, best_raw = ranked[0]
         candidates = [{"subtype": sid, "score": _squash(r)} for sid, r in ranked[:max(MIN_CANDIDATES, 5)]]
         platform, seen = self.platforms.resolve(norm)
         flags = self._flags(norm, best_sid, seen)
-        second_type = next((r for sid, r in ranked if taxonomy.type_of(sid) != taxonomy.type_of(best_sid)), 0.0)
+        second_type = next((r for sid, r in ranked if self.type_of[sid] != self.type_of[best_sid]), 0.0)
         unsure = _squash(best_raw) < UNSURE_BELOW or best_raw - second_type < 0.25 * best_raw
         return Result(
             type=taxonomy.type_of(best_sid), subtype=best_sid, candidates=candidates,
@@ -101,8 +103,7 @@ class Classifier:
         total = {target: sum(c * DECAY ** k for k, c in enumerate(sorted(cs, reverse=True)))
                  for target, cs in credits.items()}
         raw: dict[str, float] = {}
-        for sid in self.subtypes:
-            tid = taxonomy.type_of(sid)
+        for sid, tid in self.type_of.items():
             type_raw = total.get(f"type:{tid}", 0.0)
             own = total.get(sid, 0.0)
             score = own + TYPE_SHARE * type_raw

@@ -34,6 +34,9 @@ class CueIndex:
         self.parts: list[str] = sorted({p for c in cues for p in c.parts})
         part_id = {p: i for i, p in enumerate(self.parts)}
         self.cue_parts = [tuple(part_id[p] for p in c.parts) for c in cues]
+        self.cues_by_first: dict[int, list[int]] = defaultdict(list)
+        for ci, pids in enumerate(self.cue_parts):
+            self.cues_by_first[pids[0]].append(ci)
         self.by_first2: dict[str, list[int]] = defaultdict(list)
         self.by_first1: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(self.parts):
@@ -73,8 +76,8 @@ class CueIndex:
     def match(self, text: str, fuzzy: bool = True) -> list[tuple[int, float]]:
         """(cue index, credit) for every cue found in text."""
         found = self.found_parts(text)
-        hits = [(ci, 1.0) for ci, pids in enumerate(self.cue_parts)
-                if pids[0] in found and (len(pids) == 1 or _near(pids, found))]
+        hits = [(ci, 1.0) for pid in found for ci in self.cues_by_first.get(pid, ())
+                if len(self.cue_parts[ci]) == 1 or _near(self.cue_parts[ci], found)]
         if fuzzy and len(text) >= FUZZY_MIN_LEN:
             hit = {ci for ci, _ in hits}
             hits.extend(self._fuzzy(text, hit))
