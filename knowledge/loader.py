@@ -12,7 +12,7 @@ from . import taxonomy
 
 DATA_DIR = Path(__file__).parent / "data"
 FILES = ("documents", "types", "flags", "evidence", "measures", "platforms",
-         "channels", "routing", "faq", "cases")
+         "channels", "routing", "faq", "cases", "drafting")
 CHANNEL_KINDS = ("platform", "province", "central", "police", "court")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)?$")
@@ -57,6 +57,7 @@ class KnowledgeBase:
     faq: dict[str, dict]
     cases: dict[str, dict]
     data_dir: Path = field(default=DATA_DIR)
+    drafting: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -218,6 +219,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     routing = _check_routing(ck, raw["routing"], flags)
     faq = _check_faq(ck, raw["faq"])
     cases = _check_cases(ck, raw["cases"], subtypes, flags)
+    drafting = _check_drafting(ck, raw["drafting"], flags, evidence)
     for f in FILES:
         ck.all_sources(f, raw[f])
 
@@ -229,7 +231,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
         evidence=evidence, measures=measures, platforms=platforms,
         platform_exceptions=[str(w) for w in raw["platforms"].get("name_exceptions") or []],
         channels=raw["channels"], provinces=provinces, routing=raw["routing"],
-        faq=faq, cases=cases, data_dir=data_dir,
+        faq=faq, cases=cases, data_dir=data_dir, drafting=drafting,
     )
 
 
@@ -474,3 +476,76 @@ def _check_cases(ck: _Checker, data: Any, subtypes: dict, flags: dict) -> dict:
             if fl not in flags:
                 ck.add(f, cid, "flags", f"unknown flag {fl!r}")
     return cases
+
+
+_SLOT = re.compile(r"\{([^{}]*)\}")
+_SLOTS = {"enterprise", "agent", "contact", "platform", "type_title", "type_cite", "subtype_title",
+          "subtype_cite", "description", "reason", "cite", "date"}
+_DRAFT_KEYS = {
+    "sections": ("reporter", "content", "reason", "request", "evidence", "pledge"),
+    "placeholders": ("enterprise", "agent", "contact", "platform", "links", "type", "description",
+                     "evidence", "date"),
+    "lines": ("enterprise", "self", "agent", "contact", "platform", "links", "type", "subtype", "facts",
+              "reason", "reason_type_only", "evidence_more", "signature", "agent_signature", "date"),
+}
+
+
+def _check_drafting(ck: _Checker, data: Any, flags: dict, evidence: dict) -> dict:
+    """drafting.yaml: the report template, citation wording and question words."""
+    f = "drafting"
+    if not isinstance(data, dict):
+        return {}
+
+    def slots(entry: str, fld: str, text: Any) -> None:
+        if not isinstance(text, str) or not text.strip():
+            ck.add(f, entry, fld, "missing or empty")
+            return
+        for name in _SLOT.findall(text):
+            if name not in _SLOTS:
+                ck.add(f, entry, fld, f"unknown slot {{{name}}} (use {', '.join(sorted(_SLOTS))})")
+
+    report = data.get("report")
+    if not isinstance(report, dict):
+        ck.add(f, "report", "", "missing or not a mapping")
+    else:
+        slots("report", "title", report.get("title"))
+        for block, keys in _DRAFT_KEYS.items():
+            got = report.get(block)
+            if not isinstance(got, dict):
+                ck.add(f, "report", block, "missing or not a mapping")
+                continue
+            for k in keys:
+                slots(f"report.{block}", k, got.get(k))
+        for fid, st in (report.get("flag_statements") or {}).items():
+            if fid not in flags:
+                ck.add(f, "report.flag_statements", fid, "unknown flag")
+            if not isinstance(st, dict):
+                ck.add(f, "report.flag_statements", fid, "needs `text` and `source`")
+                continue
+            slots("report.flag_statements", fid, st.get("text"))
+            ck.source(f, st, name=f"report.flag_statements.{fid}")
+        for mid, text in (report.get("requests") or {}).items():
+            slots("report.requests", mid, text)
+        pledge = report.get("pledge")
+        if not isinstance(pledge, dict):
+            ck.add(f, "report", "pledge", "missing: the pledge of WS Art. 5(6) needs `text` and `source`")
+        else:
+            slots("report", "pledge.text", pledge.get("text"))
+            ck.source(f, pledge, name="report.pledge")
+        accepted = {e.get("id") for e in evidence.get("acceptance") or [] if isinstance(e, dict)}
+        for item in ck.strings(f, report, "inline_items"):
+            if accepted and item not in accepted:
+                ck.add(f, "report", "inline_items", f"{item!r} is not an acceptance item of evidence.yaml")
+        for k in ("self_source", "agent_source", "links_source"):
+            ck.source(f, {"source": report.get(k)}, name=f"report.{k}")
+    question = data.get("question")
+    if not isinstance(question, dict):
+        ck.add(f, "question", "", "missing or not a mapping")
+    else:
+        for k in ("marks", "endings", "words"):
+            ck.strings(f, question, k, required=True)
+    cite = data.get("cite") or {}
+    for key in (cite.get("bare") or {}) if isinstance(cite, dict) else ():
+        if key not in ck.doc_keys:
+            ck.add(f, "cite.bare", key, "unknown document key")
+    return data
