@@ -198,7 +198,9 @@ def test_paraphrases_in_aggregate():
     ("out_of_scope.ip_goods", "有人在拼多多卖盗版的我们公司出版的书"),
     # patent (the taxonomy sends patent disputes to IP channels too)
     ("out_of_scope.ip_goods", "有家厂抄袭我们的产品外观设计,侵犯我们的专利,还在网上卖"),
-])
+], ids=[
+    "honest-review-1", "honest-review-2", "true-report-1", "true-report-2", "personal-1", "personal-2",
+    "counterfeit-1", "counterfeit-2", "copyright-1", "copyright-2", "patent"])
 def test_out_of_scope(subtype, text):
     r = classify(text)
     assert r.type == "out_of_scope", (text, top3(r), dict(r.cues))
@@ -212,7 +214,7 @@ def test_out_of_scope(subtype, text):
     ("网上说我们产品有毒,我们确实没有任何问题,检测全部合格", "rumor.product_quality"),
     ("网上说我们偷税漏税,这些都不属实", "rumor.fabricated_violation"),
     ("网上说我们偷税漏税,这不是真的", "rumor.fabricated_violation"),
-])
+], ids=["not-one-word-true", "we-really-have-no-problem", "not-true-shishu", "not-true-zhende"])
 def test_denials_are_not_admissions(text, subtype):
     r = classify(text)
     assert r.type != "out_of_scope", (text, top3(r), dict(r.cues))
@@ -245,13 +247,18 @@ def test_clear_case_scores_higher_than_a_vague_one():
 
 # ------------------------------------------------------------------ unsure
 
-@pytest.mark.parametrize("text", [
-    "", "   ", "😡😡😡", "🙏", "asdkjhqwe zxcmnb", "?????", "1234567", "\x00\x01", "哈哈哈哈", "的的的的的的",
-    "PK\x03\x04\x14\x00", "嗯", "ok",
+UNSURE = {
+    "empty": "", "spaces": "   ", "emoji": "😡😡😡", "one-emoji": "🙏", "latin-garbage": "asdkjhqwe zxcmnb",
+    "question-marks": "?????", "digits": "1234567", "control": "\x00\x01", "haha": "哈哈哈哈", "de-de": "的的的的的的",
+    "zip-header": "PK\x03\x04\x14\x00", "en": "嗯", "ok": "ok",
     # vague: something happened, but nothing says what
-    "我们公司被人搞了,怎么办", "网上有个帖子", "帮帮我们", "有人发了一条关于我们的东西", "我们被黑了",
-    "网上有人说我们不好", "这个怎么处理",
-])
+    "vague-gao-le": "我们公司被人搞了,怎么办", "vague-a-post": "网上有个帖子", "vague-help": "帮帮我们",
+    "vague-something": "有人发了一条关于我们的东西", "vague-hacked": "我们被黑了",
+    "vague-not-good": "网上有人说我们不好", "vague-how": "这个怎么处理",
+}
+
+
+@pytest.mark.parametrize("text", list(UNSURE.values()), ids=list(UNSURE))
 def test_unsure_for_empty_garbage_or_vague(text):
     r = classify(text)
     assert r.unsure is True, (text, top3(r), r.candidates[0]["score"])
@@ -285,7 +292,7 @@ def test_traditional_classifies_like_simplified(subtype):
     ("misleading.clickbait", "那篇文章标题当,标题与内容严重不服"),               # 党 → 当, 符 → 服
     ("interference.paid_negative", "有人在兼职群招暮写手写我们的黑稿"),           # 募 → 暮
     ("misleading.out_of_context", "我们老板的讲话被人断章取意了"),               # 义 → 意 (a 4-character idiom)
-])
+], ids=["lian-duanlie", "lianxiang-ci", "shenfen-zheng", "biaoti-dang", "zhao-mu", "duanzhang-quyi-4char"])
 def test_one_wrong_character_still_classifies(subtype, text):
     r = classify(text)
     assert r.subtype == subtype, (text, top3(r), dict(r.cues))
@@ -301,7 +308,7 @@ def flags(text: str) -> list[str]:
     "对方要我们交三万块删帖费,不然就继续发我们的负面",
     "有个自称记者的人说,不想被曝光的话就投十万广告费",
     "那个号发了我们的黑稿,私下开价五万说给钱就删",
-])
+], ids=["shantie-fei", "guanggao-fei", "kaijia"])
 def test_extortion_flag(text):
     r = classify(text)
     assert "extortion" in r.flags
@@ -322,7 +329,7 @@ def test_extortion_is_also_a_police_matter():
     "我们下个月就要上市了,这时候有人造谣说我们财务造假",
     "这事市场监管局已经立案调查了,结果还没出来,网上就有人说我们卖假药",
     "正在融资的关键时刻,有人造谣说我们资金链断裂",
-])
+], ids=["ipo", "next-month-listing", "under-investigation", "financing"])
 def test_key_moment_flag(text):
     assert "key_moment" in flags(text), (text, classify(text).cues)
 
@@ -339,7 +346,7 @@ def test_stakeholder_versus_the_chairman_himself():
     "同一个账号已经第三次发这种谣言了,删了又发",
     "那个号被平台封了以后又注册新号继续造谣说我们产品有毒",
     "这个博主天天发视频骂我们是骗子公司,已经持续半年了",
-])
+], ids=["third-time", "new-account", "every-day"])
 def test_repeat_offender_flag(text):
     assert "repeat_offender" in flags(text)
 
@@ -352,7 +359,7 @@ def test_a_single_post_is_not_a_repeat_offender():
     "发帖的是我们刚辞退的前员工,说我们拖欠工资,我们正在劳动仲裁",
     "造谣的是一个跟我们有合同纠纷的供应商,说我们骗钱",
     "我们已经起诉了那个博主,他还在继续说我们的产品有毒",
-])
+], ids=["ex-employee", "contract", "lawsuit"])
 def test_dispute_flag(text):
     assert "dispute" in flags(text)
 
@@ -361,7 +368,7 @@ def test_dispute_flag(text):
     ("对方没有要钱,就是单纯造谣说我们要倒闭", "extortion"),
     ("造谣的不是竞争对手,是一个普通网民,说我们产品有毒", "dispute"),
     ("我们和发帖人没有纠纷,他就是恶意造谣说我们偷税", "dispute"),
-])
+], ids=["no-money-asked", "not-a-competitor", "no-dispute"])
 def test_negated_flags_do_not_fire(text, flag):
     assert flag not in flags(text), (text, classify(text).cues)
 

@@ -111,7 +111,8 @@ def test_unknown_link_with_a_named_platform():
 
 # ------------------------------------------------------------------ names
 
-@pytest.mark.parametrize("pid, name", NAMES, ids=[f"{p}:{a}" for p, a in NAMES])
+@pytest.mark.parametrize("pid, name", NAMES, ids=[f"{p}-{i}" if not a.isascii() else f"{p}-{a}"
+                                                  for i, (p, a) in enumerate(NAMES)])
 def test_every_name_alias_and_product_is_found_in_a_sentence(pid, name):
     for text in (f"我们在{name}上看到一条帖子", f"{name}上有人说我们公司要倒闭",
                  f"有人在 {name.upper()} 发帖骂我们"):

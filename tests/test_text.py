@@ -152,7 +152,7 @@ def test_empty_and_none():
     random.Random(8).randbytes(3000).decode("latin-1"),
     "\ud83d",                        # a lone surrogate: valid in JSON ("\ud83d"), not in UTF-8
     "abc\udcff\udcfe造谣",            # what surrogateescape decoding leaves behind
-])
+], ids=["docx-header", "all-latin1", "random-utf8-replaced", "random-latin1", "lone-surrogate", "surrogateescape"])
 def test_binary_ish_strings_do_not_raise(raw):
     n = normalise(raw)
     assert isinstance(n.text, str) and len(n.text) <= MAX_CHARS
@@ -204,7 +204,7 @@ def test_100kb_of_dotted_garbage_is_fast(name, raw):
     "有人在論壇上造謠 https://weibo.com/1 ＡＢＣ",
     "WeiBo  上  有人\t说",
     "😡 ① 𝐀 (急) ...",
-])
+], ids=["traditional-link-fullwidth", "spaces", "symbols"])
 def test_normalising_twice_changes_nothing(raw):
     once = normalise(raw)
     twice = normalise(once.text)
