@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = kb_sub.add_parser("check", help="validate the knowledge base and print counts")
     check.set_defaults(func=cmd_kb_check)
     kb.set_defaults(func=lambda a: (kb.print_usage(), 2)[1])
+
+    from bot.cases_cli import register
+    register(sub)
     return p
 
 
