@@ -55,7 +55,18 @@ def _text(value) -> str:
 
 
 def contact(kb, channel: str, *, platform: str | None = None, province: str | None = None) -> dict:
-    """Whom to contact on a channel, from platforms.yaml / channels.yaml; never an invented detail."""
+    """Whom to contact on a channel, from platforms.yaml / channels.yaml; never an invented detail.
+
+    Every contact has "name" (whom: 微博, 广东省委网信办, 12377's centre, 公安机关, 人民法院),
+    "source" and "cite"; by channel also:
+      platform: platform, how, url, verified
+      province: province, province_name, office, portal, url, verified, other_channels, directory_hint
+                (directory_hint, 12377's directory, only when no portal URL is known)
+      central:  short_name, hotline, website, url (= enterprise_zone.url), enterprise_zone {name, url,
+                verified}, verified, directory_hint (only when the province is unknown)
+      police:   office, hotline, verified
+    An empty string means no source gives it.
+    """
     ch = kb.channels or {}
     central = ch.get("central") or {}
     hint = _text(central.get("directory_hint"))
@@ -72,12 +83,14 @@ def contact(kb, channel: str, *, platform: str | None = None, province: str | No
     if channel == "province":
         p = kb.provinces.get(province) if province else None
         if not p:
-            return {"province": None, "name": "", "office": "", "portal": "", "url": "", "verified": False,
+            return {"province": None, "province_name": "", "name": "", "office": "", "portal": "", "url": "",
+                    "verified": False,
                     "other_channels": [], "directory_hint": hint, "source": hint_source,
                     "cite": cite(kb, hint_source)}
         portal = p.get("portal") or {}
         url = portal.get("url") or ""
-        out = {"province": province, "name": p.get("name", ""), "office": p.get("office", ""),
+        out = {"province": province, "province_name": p.get("name", ""),
+               "name": p.get("office") or p.get("name", ""), "office": p.get("office", ""),
                "portal": portal.get("name") or "", "url": url, "verified": bool(portal.get("verified")),
                "other_channels": [{"name": o.get("name", ""), "url": o.get("url") or "",
                                    "verified": bool(o.get("verified"))}
@@ -90,6 +103,7 @@ def contact(kb, channel: str, *, platform: str | None = None, province: str | No
         zone = central.get("enterprise_zone") or {}
         return {"name": central.get("name", ""), "short_name": central.get("short_name", ""),
                 "hotline": central.get("hotline") or "", "website": central.get("website") or "",
+                "url": zone.get("url") or "",     # where to submit: the enterprise zone
                 "enterprise_zone": {"name": zone.get("name", ""), "url": zone.get("url") or "",
                                     "verified": bool(zone.get("verified"))},
                 "verified": bool(central.get("verified")),

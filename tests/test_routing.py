@@ -63,7 +63,8 @@ def test_guangdong_has_its_sourced_portal(kb):
     c = step(plan(kb, province="guangdong"), "province")["contact"]
     assert c["portal"] == "广东省互联网举报中心"
     assert c["url"].startswith("https://rp.gdjubao.cn/")
-    assert c["office"] == "广东省委网信办"
+    assert c["office"] == c["name"] == "广东省委网信办"
+    assert c["province_name"] == "广东省"
     assert c["directory_hint"] == ""
 
 
@@ -174,5 +175,5 @@ def test_contact_for_each_channel(kb):
     assert contact(kb, "court")["name"] == "人民法院"
     assert contact(kb, "police")["hotline"] == "110"
     zone = contact(kb, "central")["enterprise_zone"]
-    assert zone["url"] == kb.channels["central"]["enterprise_zone"]["url"]
+    assert zone["url"] == kb.channels["central"]["enterprise_zone"]["url"] == contact(kb, "central")["url"]
     assert contact(kb, "central", province="guangdong")["directory_hint"] == ""
