@@ -64,6 +64,35 @@ def cmd_classify(args) -> int:
     return 0
 
 
+def cmd_chat(args) -> int:
+    """The terminal chat: the main job when no Telegram token is configured."""
+    import asyncio
+    import io
+
+    from bot.config import data_dir
+    from bot.store import StoreError, StoreLocked, open_store
+    from bot.terminal import run
+
+    _kb_or_exit()
+    inp = sys.stdin
+    if hasattr(inp, "buffer"):
+        inp = io.TextIOWrapper(inp.buffer, encoding="utf-8", errors="replace")
+    directory = data_dir()
+
+    async def main() -> int:
+        try:
+            store = open_store(directory)
+        except (StoreLocked, StoreError, OSError) as e:
+            print(f"案件库不可用({e}),本次对话不能保存案件。", file=sys.stderr)
+            return await run(inp, sys.stdout, store=None, drafts_dir=directory / "drafts")
+        try:
+            return await run(inp, sys.stdout, store=store, drafts_dir=directory / "drafts")
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="huqi", description="护企: 涉企网络侵权举报助手")
     sub = p.add_subparsers(dest="command")
@@ -72,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--jsonl", action="store_true", help='read {"id", "text"} lines from stdin, write one result a line')
     c.add_argument("text", nargs="*", help="a description to classify")
     c.set_defaults(func=cmd_classify)
+
+    chat = sub.add_parser("chat", help="talk to huqi in the terminal (stdin may be a script)")
+    chat.set_defaults(func=cmd_chat)
 
     kb = sub.add_parser("kb", help="knowledge base tools")
     kb_sub = kb.add_subparsers(dest="kb_command")
@@ -88,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        args = parser.parse_args(["classify"])
+        args = parser.parse_args(["chat"])
     return args.func(args) or 0
 
 
