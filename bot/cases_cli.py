@@ -262,8 +262,14 @@ async def _with_store(fn: Callable, args: argparse.Namespace) -> int:
             return EXIT_STORE
     try:
         return await fn(store, args)
+    except (StoreError, OSError) as e:
+        _err(f"案件库出错 / case store error in {directory}: {e}")
+        return EXIT_STORE
     finally:
-        await store.close()
+        try:
+            await store.close()
+        except (StoreError, OSError) as e:  # the change itself is already durable
+            _err(f"关闭案件库时出错 / error closing the case store: {e}")
 
 
 def _filters(args: argparse.Namespace, lc, now: datetime) -> dict:
