@@ -15,9 +15,10 @@ So:
   the dict directly, so a write costs O(1) whatever the number of cases.
 * What TinyDB holds per case is a small *index* document (owner, status,
   type, subtype, platform, province, times, reminders).  The full case is
-  kept as compact UTF-8 JSON bytes and decoded on read.  That keeps 100k
-  cases in a few hundred MB rather than ~1 GB of Python dicts, and decoding
-  on read is the deep copy every reader needs anyway.
+  kept as compact UTF-8 JSON bytes (with the index doc's JSON beside it, for
+  snapshots) and decoded on read.  That keeps 100k cases in under 300 MB
+  rather than ~1 GB of Python dicts, and decoding on read is the deep copy
+  every reader needs anyway.
 * Every write appends one JSON line to ``cases.log`` and fsyncs it before
   returning: ``{"seq":N,"op":"put","table":"cases","id":...,"doc":{...}}``
   (``"op":"del"`` without doc; several ops in one write become one
@@ -26,13 +27,16 @@ So:
   garbled *last* line (a crash in the middle of a write, which was therefore
   never acknowledged) is cut off by truncating the file to the last good
   newline.  Damage anywhere else raises :class:`StoreCorrupt`.
-* Compaction (every ``compact_every`` log entries, after ``purge`` and on
-  close): the log is rotated to ``cases.log.<seq>`` and a background thread
-  writes the new snapshot to a temp file, fsyncs it, ``os.replace``-s it over
-  ``cases.json``, fsyncs the directory and deletes the rotated log.  Writes
-  carry on meanwhile; a crash at any point leaves either the old snapshot plus
-  logs, or the new snapshot (log entries with ``seq`` <= the snapshot's are
-  skipped on replay).
+* Compaction (every ``compact_every`` log entries or ``compact_bytes`` of
+  log, after ``purge`` and on close): the log is rotated to
+  ``cases.log.<seq>`` and a background thread writes the new snapshot to a
+  temp file, fsyncs it, ``os.replace``-s it over ``cases.json``, fsyncs the
+  directory and deletes the rotated log.  Writes carry on meanwhile (the
+  captured state is a shallow copy of immutable bytes); the snapshot goes out
+  in small flushed chunks that never overlap a log fsync, so it does not make
+  writes wait behind 150 MB of write-back.  A crash at any point leaves
+  either the old snapshot plus logs, or the new snapshot (log entries with
+  ``seq`` <= the snapshot's are skipped on replay).
 * ``cases.json`` is valid JSON (``{"meta": .., "index": {id: ix},
   "cases": {id: doc}}``), written one record per line so it can be loaded
   without parsing the case bodies.
@@ -94,6 +98,10 @@ IX_FIELDS = (
 )
 _INTERNED = frozenset({"status", "type", "subtype", "platform", "province"})
 _SCALARS = (str, int, float, bool)
+#: Background snapshots: bytes written+flushed per chunk, and the pause
+#: between chunks (100k cases = 150 MB -> a few seconds in the background).
+_BG_CHUNK = 512 << 10
+_BG_PAUSE = 0.005
 
 
 # --------------------------------------------------------------------------
@@ -200,35 +208,89 @@ def _open_private(path: str, flags: int) -> int:
     return fd
 
 
-def _write_snapshot(data_dir: str, seq: int, index: dict, docs: dict) -> None:
-    """Atomically replace ``cases.json`` with ``index`` / ``docs``."""
+def _write_all(fd: int, parts: list) -> None:
+    """``writev`` the buffers (the GIL is released during the syscall)."""
+    parts = [p for p in parts if p]
+    while parts:
+        written = os.writev(fd, parts)
+        if written == sum(map(len, parts)):
+            return
+        i = 0  # a short write (rare): drop what went out, retry the rest
+        while written >= len(parts[i]):
+            written -= len(parts[i])
+            i += 1
+        parts = [memoryview(parts[i])[written:]] + parts[i + 1 :]
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _write_snapshot(
+    data_dir: str,
+    seq: int,
+    records: dict,
+    io_lock: Optional[threading.Lock] = None,
+    chunk: int = 8 << 20,
+    pause: float = 0.0,
+) -> None:
+    """Atomically replace ``cases.json`` with ``records`` ({id: (ix json,
+    doc json)}).
+
+    In the background (``io_lock`` given) this must not hurt the latency of
+    the log's fsyncs, which share the disk: a big write-back in flight makes
+    a small fsync wait for it (measured: p99 0.3 ms -> 30 ms).  So the bytes
+    go out in small chunks, each written *and* flushed while holding
+    ``io_lock`` (the log writer takes it around write+fsync, so the two never
+    overlap at the device and a log write waits at most for one chunk), with
+    a short pause between chunks.  Python work per record is kept tiny and
+    the kernel copies happen in ``writev`` with the GIL released.
+    """
     final = os.path.join(data_dir, SNAPSHOT)
     tmp = final + ".tmp"
+    lock = io_lock if io_lock is not None else _NoLock()
     fd = _open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        with open(fd, "wb", buffering=1 << 20, closefd=False) as f:
-            meta = {"format": _FORMAT, "version": _VERSION, "seq": seq, "cases": len(index)}
-            f.write(b'{"meta": ' + json.dumps(meta).encode() + b',\n"index": {\n')
-            last = len(index) - 1
-            keys = []
-            for i, (cid, ix) in enumerate(index.items()):
-                key = json.dumps(cid).encode()
-                keys.append(key)
-                f.write(key + b": " + _dumps(ix) + (b",\n" if i < last else b"\n"))
-            f.write(b'},\n"cases": {\n')
-            for i, (cid, key) in enumerate(zip(index, keys)):
-                f.write(key + b": " + docs[cid] + (b",\n" if i < last else b"\n"))
-            f.write(b"}}\n")
-            f.flush()
-            os.fsync(fd)
+        meta = {"format": _FORMAT, "version": _VERSION, "seq": seq, "cases": len(records)}
+        pending: list = [b'{"meta": ' + json.dumps(meta).encode() + b',\n"index": {\n']
+        size = len(pending[0])
+
+        def flush() -> None:
+            nonlocal pending, size
+            with lock:
+                _write_all(fd, pending)
+                os.fdatasync(fd)
+            pending, size = [], 0
+            if pause:
+                time.sleep(pause)
+
+        nl = b"\n" if records else b""
+        for closing, which in ((nl + b'},\n"cases": {\n', 0), (nl + b"}}\n", 1)):
+            sep = b""
+            for cid, rec in records.items():
+                body = rec[which]
+                pending += (sep, b'"', cid.encode(), b'": ', body)
+                size += len(body) + 20
+                sep = b",\n"
+                if size >= chunk or len(pending) >= 1000:  # IOV_MAX is 1024
+                    flush()
+            pending.append(closing)
+        flush()
+        os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, final)
-    _fsync_dir(data_dir)
+    with lock:
+        os.replace(tmp, final)
+        _fsync_dir(data_dir)
 
 
 def _read_snapshot(path: str) -> tuple[int, dict, dict]:
-    """(seq, index, docs) from a snapshot, without parsing the case bodies."""
+    """(seq, {id: ix}, {id: (ix json, doc json)}) from a snapshot, without
+    parsing the case bodies."""
 
     def bad(why: str) -> StoreCorrupt:
         return StoreCorrupt(f"{path}: {why}")
@@ -246,21 +308,30 @@ def _read_snapshot(path: str) -> tuple[int, dict, dict]:
         if f.readline() != b'"index": {\n':
             raise bad("index section missing")
         parts = [b"{"]
+        raw_ix: list = []
         for line in f:
             if line == b"},\n":
                 break
             parts.append(line)
+            q = line.find(b'"', 1)
+            if line[:1] != b'"' or q < 0 or line[q : q + 3] != b'": ':
+                raise bad("damaged index line")
+            raw_ix.append(line[q + 3 : -2 if line.endswith(b",\n") else -1])
         else:
             raise bad("truncated in the index section")
         parts.append(b"}")
         try:
+            # One parse for the whole section: keys are shared between docs.
             index = json.loads(b"".join(parts))
         except ValueError:
             raise bad("damaged index section") from None
         del parts
+        if len(index) != len(raw_ix):
+            raise bad("duplicate ids in the index section")
         if f.readline() != b'"cases": {\n':
             raise bad("cases section missing")
-        docs: dict = {}
+        records: dict = {}
+        ixs = iter(raw_ix)
         for line in f:
             if line == b"}}\n":
                 break
@@ -268,12 +339,13 @@ def _read_snapshot(path: str) -> tuple[int, dict, dict]:
             if line[:1] != b'"' or q < 0 or line[q : q + 3] != b'": ':
                 raise bad("damaged case line")
             end = -2 if line.endswith(b",\n") else -1
-            docs[line[1:q].decode()] = line[q + 3 : end]
+            records[line[1:q].decode()] = (next(ixs, b""), line[q + 3 : end])
         else:
             raise bad("truncated in the cases section")
-    if len(index) != meta.get("cases") or index.keys() != docs.keys():
+    # Both sections list the ids in the same order.
+    if len(index) != meta.get("cases") or list(index) != list(records):
         raise bad("index and cases sections disagree")
-    return int(meta.get("seq", 0)), index, docs
+    return int(meta.get("seq", 0)), index, records
 
 
 def seed_snapshot(data_dir: str, cases: Iterable[dict]) -> int:
@@ -287,13 +359,11 @@ def seed_snapshot(data_dir: str, cases: Iterable[dict]) -> int:
         for name in (SNAPSHOT, LOG):
             if os.path.exists(os.path.join(data_dir, name)):
                 raise StoreError(f"{data_dir} is not empty")
-        index: dict = {}
-        docs: dict = {}
+        records: dict = {}
         for doc in cases:
-            index[doc["id"]] = _make_ix(doc)
-            docs[doc["id"]] = _dumps(doc)
-        _write_snapshot(data_dir, 0, index, docs)
-    return len(index)
+            records[doc["id"]] = (_dumps(_make_ix(doc)), _dumps(doc))
+        _write_snapshot(data_dir, 0, records)
+    return len(records)
 
 
 # --------------------------------------------------------------------------
@@ -325,7 +395,8 @@ class LoggedTinyDBStore(CaseStore):
             # writer thread and the compaction thread all take it briefly.
             self._mem = threading.Lock()
             self._tables: dict = {"cases": {}, "reminders": {}}
-            self._docs: dict[str, bytes] = {}
+            # id -> (index doc as JSON bytes, case doc as JSON bytes)
+            self._docs: dict[str, tuple[bytes, bytes]] = {}
             self._db = _LiveTinyDB(self._tables, storage=_LiveStorage)
             self._ix_table = self._db.table("cases", cache_size=0)
             self._rem_table = self._db.table("reminders", cache_size=0)
@@ -336,6 +407,9 @@ class LoggedTinyDBStore(CaseStore):
             self._log_entries = 0  # entries not yet in a snapshot
             self._broken: Optional[str] = None
             self._compactor: Optional[threading.Thread] = None
+            # Held around every fsync'd log append and every chunk of a
+            # background snapshot, so they never compete at the disk.
+            self._io = threading.Lock()
             self._open_files()
             # One writer thread: fsync never blocks the event loop, and
             # writes run strictly one after another.
@@ -443,7 +517,8 @@ class LoggedTinyDBStore(CaseStore):
                 cid = op["id"]
                 if op["op"] == "put":
                     doc = op["doc"]
-                    self._put_mem(cid, _make_ix(doc), _dumps(doc))
+                    ix = _make_ix(doc)
+                    self._put_mem(cid, ix, (_dumps(ix), _dumps(doc)))
                 elif op["op"] == "del":
                     self._del_mem(cid)
                 else:
@@ -453,14 +528,14 @@ class LoggedTinyDBStore(CaseStore):
 
     # -- memory ------------------------------------------------------------
 
-    def _put_mem(self, cid: str, ix: dict, blob: bytes) -> None:
+    def _put_mem(self, cid: str, ix: dict, record: tuple) -> None:
         cases, rems = self._tables["cases"], self._tables["reminders"]
         old = cases.get(cid)
         if old is not None:
             for r in old.get("reminders", ()):
                 rems.pop(f"{cid}#{r['kind']}", None)
         cases[cid] = ix
-        self._docs[cid] = blob
+        self._docs[cid] = record
         for r in ix.get("reminders", ()):
             rems[f"{cid}#{r['kind']}"] = r
 
@@ -475,8 +550,8 @@ class LoggedTinyDBStore(CaseStore):
 
     def _load(self, case_id: str) -> Optional[dict]:
         with self._mem:
-            blob = self._docs.get(case_id)
-        return json.loads(blob) if blob is not None else None
+            rec = self._docs.get(case_id)
+        return json.loads(rec[1]) if rec is not None else None
 
     def _has(self, case_id: str) -> bool:
         with self._mem:
@@ -504,9 +579,9 @@ class LoggedTinyDBStore(CaseStore):
             cond = c if cond is None else cond & c
         with self._mem:
             if cond is None:
-                blobs = list(self._docs.values())
+                blobs = [rec[1] for rec in self._docs.values()]
             else:
-                blobs = [self._docs[d.doc_id] for d in self._ix_table.search(cond)]
+                blobs = [self._docs[d.doc_id][1] for d in self._ix_table.search(cond)]
         return [json.loads(b) for b in blobs]
 
     def _due(self, now_iso: str) -> list:
@@ -529,13 +604,17 @@ class LoggedTinyDBStore(CaseStore):
         prepared = []
         for op, cid, doc in ops:
             if op == "put":
-                prepared.append((cid, _make_ix(doc), _dumps(doc)))
+                ix = _make_ix(doc)
+                prepared.append((cid, ix, (_dumps(ix), _dumps(doc))))
             elif op == "del":
                 prepared.append((cid, None, None))
             else:
                 raise ValueError(op)
         seq = self._seq + 1
-        entries = [_entry("put" if ix is not None else "del", cid, blob) for cid, ix, blob in prepared]
+        entries = [
+            _entry("put", cid, rec[1]) if ix is not None else _entry("del", cid, None)
+            for cid, ix, rec in prepared
+        ]
         if len(entries) == 1:
             line = b'{"seq":%d,' % seq + entries[0][1:] + b"\n"
         else:
@@ -543,9 +622,9 @@ class LoggedTinyDBStore(CaseStore):
         self._append(line)
         self._seq = seq
         with self._mem:
-            for cid, ix, blob in prepared:
+            for cid, ix, rec in prepared:
                 if ix is not None:
-                    self._put_mem(cid, ix, blob)
+                    self._put_mem(cid, ix, rec)
                 else:
                     self._del_mem(cid)
         self._log_entries += 1
@@ -555,11 +634,12 @@ class LoggedTinyDBStore(CaseStore):
     def _append(self, data: bytes) -> None:
         start = self._log_size
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            os.fsync(self._fd)
+            with self._io:
+                view = memoryview(data)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                os.fsync(self._fd)
         except OSError as exc:
             try:  # take back a partial line so the next write starts clean
                 os.ftruncate(self._fd, start)
@@ -571,11 +651,11 @@ class LoggedTinyDBStore(CaseStore):
 
     # -- compaction --------------------------------------------------------
 
-    def _rotate(self) -> tuple[int, dict, dict]:
-        """Capture the state and move the live log aside (writer thread)."""
+    def _rotate(self) -> tuple[int, dict]:
+        """Capture the state and move the live log aside (writer thread).
+        The captured bytes are immutable, so a shallow copy is a snapshot."""
         with self._mem:
-            index = dict(self._tables["cases"])
-            docs = dict(self._docs)
+            records = dict(self._docs)
         cut = self._seq
         if self._log_size:
             segment = f"{self._log_path}.{cut}"
@@ -593,31 +673,34 @@ class LoggedTinyDBStore(CaseStore):
             self._log_size = 0
             _fsync_dir(self.data_dir)
         self._log_entries = 0
-        return cut, index, docs
+        return cut, records
 
-    def _snapshot(self, cut: int, index: dict, docs: dict) -> None:
+    def _snapshot(self, cut: int, records: dict, background: bool = False) -> None:
         t0 = time.monotonic()
-        _write_snapshot(self.data_dir, cut, index, docs)
+        if background:
+            _write_snapshot(self.data_dir, cut, records, self._io, _BG_CHUNK, _BG_PAUSE)
+        else:
+            _write_snapshot(self.data_dir, cut, records)
         for name in os.listdir(self.data_dir):
             m = _SEGMENT.match(name)
             if m and int(m.group(1)) <= cut:
                 os.unlink(os.path.join(self.data_dir, name))
         _fsync_dir(self.data_dir)
         self._snap_seq = cut
-        log.info("case store compacted: %d cases in %.2f s", len(index), time.monotonic() - t0)
+        log.info("case store compacted: %d cases in %.2f s", len(records), time.monotonic() - t0)
 
     def _start_compaction(self) -> None:
         if self._compactor is not None and self._compactor.is_alive():
             return
         try:
-            cut, index, docs = self._rotate()
+            cut, records = self._rotate()
         except OSError:
             log.exception("case log rotation failed; will retry")
             return
 
         def run() -> None:
             try:
-                self._snapshot(cut, index, docs)
+                self._snapshot(cut, records, background=True)
             except Exception:
                 log.exception("compaction failed; the log is kept and replayed on open")
 
@@ -630,8 +713,8 @@ class LoggedTinyDBStore(CaseStore):
             self._compactor.join()
         if self._seq == self._snap_seq and not self._log_size:
             return
-        cut, index, docs = self._rotate()
-        self._snapshot(cut, index, docs)
+        cut, records = self._rotate()
+        self._snapshot(cut, records)
 
     async def _after_purge(self) -> None:
         # Purged cases must not linger in the snapshot or the log.
