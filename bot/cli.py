@@ -33,6 +33,7 @@ def classify_line(clf, line: bytes | str, lineno: int) -> dict:
             line = line.decode("utf-8")
         except UnicodeDecodeError:
             return {"id": None, "line": lineno, "error": "line is not UTF-8 text"}
+    line = line.lstrip("\ufeff")
     try:
         obj = json.loads(line)
     except (json.JSONDecodeError, RecursionError) as e:
@@ -55,7 +56,11 @@ def cmd_classify(args) -> int:
         for lineno, line in enumerate(sys.stdin.buffer, 1):
             if not line.strip():
                 continue
-            out.write(json.dumps(classify_line(clf, line.rstrip(b"\r\n"), lineno), ensure_ascii=False) + "\n")
+            result = classify_line(clf, line.rstrip(b"\r\n"), lineno)
+            try:
+                out.write(json.dumps(result, ensure_ascii=False) + "\n")
+            except UnicodeEncodeError:   # a lone surrogate in an id: escape it, keep going
+                out.write(json.dumps(result) + "\n")
         out.flush()
         return 0
     text = " ".join(args.text) if args.text else USAGE_EXAMPLE

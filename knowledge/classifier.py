@@ -58,7 +58,9 @@ class Classifier:
             cues += [parse_cue(c, 1.0, sid) for c in s.get("cues") or []]
             cues += [parse_cue(c, WEAK, sid) for c in s.get("weak_cues") or []]
             cues += [parse_cue(c, STRONG, sid) for c in s.get("strong_cues") or []]
-        self.index = CueIndex(cues)
+            cues += [parse_cue(c, 0.0, f"block:{sid}") for c in s.get("not_if") or []]
+        # decisive and out-of-scope phrases must be said, not guessed: no fuzzy hits
+        self.index = CueIndex(cues, fuzzy_ok=lambda c: c.weight <= 1.0 and not c.target.startswith("out_of_scope"))
         flag_cues = []
         self.flag_blockers: list[str] = []
         for fid, f in kb.flags.items():
@@ -102,6 +104,8 @@ class Classifier:
             fired[cue.target].append(cue.text)
         total = {target: sum(c * DECAY ** k for k, c in enumerate(sorted(cs, reverse=True)))
                  for target, cs in credits.items()}
+        for target in [t for t in total if t.startswith("block:")]:
+            total.pop(target[6:], None)     # a blocking phrase silences the sub-type's own cues
         raw: dict[str, float] = {}
         for sid, tid in self.type_of.items():
             type_raw = total.get(f"type:{tid}", 0.0)
@@ -116,7 +120,7 @@ class Classifier:
                 sid = self.example_target[idx]
                 raw[sid] += EXAMPLE_WEIGHT * (sim - EXAMPLE_FLOOR) / (100 - EXAMPLE_FLOOR)
         raw["out_of_scope.other"] = max(raw["out_of_scope.other"], NOTHING)
-        return raw, {k: v for k, v in fired.items() if not k.startswith("type:")}
+        return raw, {k: v for k, v in fired.items() if not k.startswith(("type:", "block:"))}
 
     def _flags(self, norm: Normalised, best: str, seen_platforms: list[str]) -> list[str]:
         text = norm.compact

@@ -236,7 +236,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
 
 
 def _check_cues(ck: _Checker, file: str, entry: dict) -> None:
-    for fld in ("cues", "weak_cues", "strong_cues", "not_cues"):
+    for fld in ("cues", "weak_cues", "strong_cues", "not_cues", "not_if"):
         for cue in ck.strings(file, entry, fld):
             if any(not part.strip() for part in cue.split("+")):
                 ck.add(file, _name(entry), fld, f"cue {cue!r} has an empty part around '+'")
@@ -433,12 +433,17 @@ def _check_routing(ck: _Checker, data: Any, flags: dict) -> dict:
     for sid, s in steps.items():
         if s.get("channel") not in CHANNEL_KINDS:
             ck.add(f, sid, "channel", f"must be one of {', '.join(CHANNEL_KINDS)}")
-        whens = s.get("when")
-        for w in whens if isinstance(whens, list) else [whens]:
+        conditions = []
+        for fld in ("when", "and_when", "unless"):
+            value = s.get(fld)
+            if value is None and fld != "when":
+                continue
+            conditions += [(fld, w) for w in (value if isinstance(value, list) else [value])]
+        for fld, w in conditions:
             if not isinstance(w, str) or not _WHEN.match(w):
-                ck.add(f, sid, "when", f"{w!r}: use always, no_response, refused, cross_region, province_unknown or flag:<id>")
+                ck.add(f, sid, fld, f"{w!r}: use always, no_response, refused, cross_region, province_unknown or flag:<id>")
             elif w.startswith("flag:") and w[5:] not in flags:
-                ck.add(f, sid, "when", f"unknown flag {w[5:]!r}")
+                ck.add(f, sid, fld, f"unknown flag {w[5:]!r}")
         ck.text(f, s, "what")
         ck.source(f, s)
     return data

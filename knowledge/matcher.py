@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 
 NEGATIONS = frozenset("不没未非无别")
+NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没"})
 FUZZY_MIN_LEN = 4      # shorter cues only match exactly
 FUZZY_COVERAGE = 0.5   # share of a cue's bigrams that must occur before rapidfuzz is asked
-FUZZY_CUTOFF = 80.0    # rapidfuzz partial_ratio needed for a fuzzy hit
+FUZZY_CUTOFF = 75.0    # rapidfuzz partial_ratio needed for a fuzzy hit
 FUZZY_CREDIT = 0.7     # a fuzzy hit counts this much of an exact one
 WINDOW = 16            # the parts of an "A+B" cue must lie within this many characters
 
@@ -29,7 +30,7 @@ def _is_latin(s: str) -> bool:
 class CueIndex:
     """All cues of the knowledge base, indexed by their parts' first characters."""
 
-    def __init__(self, cues: list[Cue]):
+    def __init__(self, cues: list[Cue], fuzzy_ok=lambda cue: True):
         self.cues = cues
         self.parts: list[str] = sorted({p for c in cues for p in c.parts})
         part_id = {p: i for i, p in enumerate(self.parts)}
@@ -44,7 +45,7 @@ class CueIndex:
         # fuzzy candidates: single-part cues long enough to be worth it
         self.long_cues = [i for i, c in enumerate(cues)
                           if len(c.parts) == 1 and len(c.parts[0]) >= FUZZY_MIN_LEN
-                          and not _is_latin(c.parts[0])]
+                          and not _is_latin(c.parts[0]) and fuzzy_ok(c)]
         self.bigram_cues: dict[str, list[int]] = defaultdict(list)
         self.cue_bigrams: dict[int, int] = {}
         for i in self.long_cues:
@@ -58,7 +59,8 @@ class CueIndex:
         found: dict[int, list[int]] = {}
         by2, by1, parts = self.by_first2, self.by_first1, self.parts
         for i in range(len(text)):
-            prev_neg = i > 0 and text[i - 1] in NEGATIONS
+            prev_neg = (i > 0 and text[i - 1] in NEGATIONS) or text[max(0, i - 2):i] in NEGATION_WORDS \
+                or text[max(0, i - 3):i] in NEGATION_WORDS
             for bucket in (by2.get(text[i:i + 2]), by1.get(text[i])):
                 if not bucket:
                     continue

@@ -15,14 +15,17 @@ MAX_CHARS = 5000  # descriptions longer than this are cut before matching
 _TLDS = ("com|cn|net|org|tv|io|me|cc|co|top|info|xyz|vip|app|site|club|shop|"
          "link|ltd|hk|tw|so|la|ly|gl|im|fm|biz|wang|ink|fun|live|news")
 _URL = re.compile(
-    r"(?:https?://)?"
-    r"((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:" + _TLDS + r"))"
+    # starts only at a token boundary and never backtracks into the host,
+    # so 100 KB of "a.a.a.a" stays linear
+    r"(?<![a-z0-9.-])(?:https?://)?"
+    r"((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)++(?:" + _TLDS + r"))"
     r"(?![a-z0-9-])(?::\d{1,5})?"
     r"(/[!-~]*)?",
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+# control characters (C0, C1), zero-width marks, BOM, lone surrogates
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2060-\u2064\ufeff\ufffd\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
