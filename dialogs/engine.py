@@ -155,8 +155,10 @@ class Engine:
                 case["links"].append(link)
         if result.links:
             out.append(self._msg("link_kept", links="\n".join(result.links)))
+        best = max((c["score"] for c in result.candidates if not c["subtype"].startswith("out_of_scope")), default=0)
         case["candidates"] = [c["subtype"] for c in result.candidates
-                              if not c["subtype"].startswith("out_of_scope") and c["score"] > 0][: self.flow.limits["candidates"]]
+                              if not c["subtype"].startswith("out_of_scope") and c["score"] >= max(0.2, best / 2)
+                              ][: self.flow.limits["candidates"]]
         if result.type == "out_of_scope":
             if result.subtype == "out_of_scope.other":
                 out.append(self._text_of("out_of_scope_where_other"))
@@ -415,12 +417,13 @@ class Engine:
         out.extend(self._prompt(state))
 
     def _maybe_faq(self, state: dict, text: str, out: list[dict]) -> bool:
-        from knowledge.faq import looks_like_question
+        from knowledge.faq import CONFIDENT, looks_like_question
+        question = looks_like_question(text)
         hits = self.faq.search(text, limit=1)
-        if hits:
+        if hits and (question or hits[0][1] >= CONFIDENT):
             self._global(state, f"faq:{hits[0][0]['id']}", out)
             return True
-        if looks_like_question(text):
+        if question:
             out.append(self._msg("faq_unknown"))
             out.append(self.card.topics_menu(with_text=False))
             out.append(self._msg("faq_resume"))

@@ -1,0 +1,64 @@
+"""The terminal chat as a new user starts it: `huqi` with no Telegram token, stdin scripted."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HUQI = [sys.executable, "-m", "bot.cli"]
+
+
+def chat(lines, data_dir: Path, *args):
+    env = dict(os.environ, HUQI_DATA_DIR=str(data_dir), PYTHONIOENCODING="utf-8")
+    env.pop("HUQI_TELEGRAM_TOKEN", None)
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    return subprocess.run(HUQI + list(args), input="\n".join(lines) + "\n", capture_output=True,
+                          env=env, timeout=60, text=True, encoding="utf-8")
+
+
+def test_a_scripted_conversation_reaches_the_plan_and_saves_a_case(tmp_path):
+    lines = ["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321",
+             "1",                       # the reading is right
+             "否", "否", "否", "否", "否", "否",
+             "青禾食品有限公司", "深圳", "企业自己举报",
+             "保存为案件", "/quit"]
+    run = chat(lines, tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "谣言性信息" in out and "第十条(四)" in out
+    assert "举报渠道" in out and "广东" in out
+    assert "青禾食品有限公司" in out            # the draft is filled in
+    assert "已保存为案件 HQ-" in out
+    assert "Traceback" not in run.stderr
+    # the case is in the store, owned by the terminal user
+    assert (tmp_path / "cases.log").exists() or any(tmp_path.iterdir())
+
+
+def test_numbers_words_back_and_quit_work(tmp_path):
+    run = chat(["1", "3", "/back", "2", "/quit"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "请选择最接近的类型" in out            # 1 = 按类型选择
+    assert "谣言性信息" in out                  # 3 = the third type
+    assert "好的，已结束本次咨询" in out
+
+
+def test_garbage_and_eof_do_not_crash(tmp_path):
+    run = chat(["", "\x00\x01\x02\x03\x04\x05\x06", "字" * 50_000, "?"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "太长" in run.stdout
+
+
+def test_a_second_chat_on_the_same_data_dir_still_talks(tmp_path):
+    env = dict(os.environ, HUQI_DATA_DIR=str(tmp_path))
+    first = subprocess.Popen(HUQI + ["chat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        first.stdout.readline()               # it has started and holds the lock
+        second = chat(["你好", "/quit"], tmp_path, "chat")
+        assert second.returncode == 0
+        assert "不能保存案件" in second.stderr
+    finally:
+        first.communicate("/quit\n", timeout=30)
