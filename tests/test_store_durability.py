@@ -363,3 +363,46 @@ async def test_logs_do_not_contain_case_content(tmp_path, caplog):
     assert c["id"] in text
     for value in ("13912345678", "330102199001011234", "文三路90号", "截图.png"):
         assert value not in text
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],  # truncated
+        lambda b: b[:-4],  # closing lines missing
+        lambda b: b"garbage" + b,  # not a snapshot
+        lambda b: b.replace(b'"index": {', b'"index": ['),
+        lambda b: b.replace(b'"owner":"telegram:42"', b'"owner":"telegram:42'),  # bad index JSON
+    ],
+)
+async def test_damaged_snapshot_is_refused(tmp_path, damage):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d))
+    for i in range(5):
+        await store.create({"owner": OWNER, "k": i})
+    await store.close()
+    snap = d / SNAPSHOT
+    original = snap.read_bytes()
+    damaged = damage(original)
+    assert damaged != original
+    snap.write_bytes(damaged)
+    with pytest.raises(StoreCorrupt):
+        LoggedTinyDBStore(str(d))
+
+
+async def test_empty_store_round_trips(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d))
+    c = await store.create({"owner": OWNER})
+    await store.purge(timedelta(days=-1))  # nothing closed: nothing purged
+    await store.update(c["id"], {"status": "closed"})
+    assert await store.purge(timedelta(days=-1)) == [c["id"]]
+    await store.close()
+    assert json.loads((d / SNAPSHOT).read_text()) == {
+        "meta": {"format": "huqi-cases", "version": 1, "seq": 3, "cases": 0},
+        "index": {},
+        "cases": {},
+    }
+    store = LoggedTinyDBStore(str(d))
+    assert await store.list() == []
+    await store.close()

@@ -288,6 +288,28 @@ def _write_snapshot(
         _fsync_dir(data_dir)
 
 
+def _lines(f, block: int = 4 << 20):
+    """Yield ``(buf, start, end)`` for each line of a binary file (``end``
+    after the newline; a last line without one ends at ``len(buf)``).
+
+    Reads big blocks and hands out offsets instead of line objects, so that
+    loading 100k records leaves no holes between the slices that are kept.
+    """
+    buf, pos = b"", 0
+    while True:
+        nl = buf.find(b"\n", pos)
+        if nl >= 0:
+            yield buf, pos, nl + 1
+            pos = nl + 1
+            continue
+        more = f.read(block)
+        if not more:
+            if pos < len(buf):
+                yield buf, pos, len(buf)
+            return
+        buf, pos = buf[pos:] + more, 0
+
+
 def _read_snapshot(path: str) -> tuple[int, dict, dict]:
     """(seq, {id: ix}, {id: (ix json, doc json)}) from a snapshot, without
     parsing the case bodies."""
@@ -295,57 +317,67 @@ def _read_snapshot(path: str) -> tuple[int, dict, dict]:
     def bad(why: str) -> StoreCorrupt:
         return StoreCorrupt(f"{path}: {why}")
 
-    with open(path, "rb", buffering=1 << 20) as f:
-        first = f.readline()
-        if not (first.startswith(b'{"meta": ') and first.endswith(b",\n")):
-            raise bad("not a huqi snapshot")
+    def record(buf: bytes, start: int, end: int) -> tuple[int, int, int]:
+        """Offsets of the id's closing quote and of the value in a record line."""
+        q = buf.find(b'"', start + 1, end)
+        if buf[start] != 0x22 or q < 0 or buf[q : q + 3] != b'": ':
+            raise bad(f"damaged record line at byte {start}")
+        stop = end - 2 if buf[end - 2 : end] == b",\n" else end - 1
+        return q, q + 3, stop
+
+    with open(path, "rb", buffering=0) as f:
+        lines = _lines(f)
         try:
-            meta = json.loads(first[9:-2])
-        except ValueError:
-            raise bad("damaged header") from None
-        if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-            raise bad(f"unsupported format {meta.get('format')!r} v{meta.get('version')}")
-        if f.readline() != b'"index": {\n':
-            raise bad("index section missing")
-        parts = [b"{"]
-        raw_ix: list = []
-        for line in f:
-            if line == b"},\n":
-                break
-            parts.append(line)
-            q = line.find(b'"', 1)
-            if line[:1] != b'"' or q < 0 or line[q : q + 3] != b'": ':
-                raise bad("damaged index line")
-            raw_ix.append(line[q + 3 : -2 if line.endswith(b",\n") else -1])
-        else:
-            raise bad("truncated in the index section")
-        parts.append(b"}")
-        try:
-            # One parse for the whole section: keys are shared between docs.
-            index = json.loads(b"".join(parts))
-        except ValueError:
-            raise bad("damaged index section") from None
-        del parts
-        if len(index) != len(raw_ix):
-            raise bad("duplicate ids in the index section")
-        if f.readline() != b'"cases": {\n':
-            raise bad("cases section missing")
-        records: dict = {}
-        ixs = iter(raw_ix)
-        for line in f:
-            if line == b"}}\n":
-                break
-            q = line.find(b'"', 1)
-            if line[:1] != b'"' or q < 0 or line[q : q + 3] != b'": ':
-                raise bad("damaged case line")
-            end = -2 if line.endswith(b",\n") else -1
-            records[line[1:q].decode()] = (next(ixs, b""), line[q + 3 : end])
-        else:
-            raise bad("truncated in the cases section")
-    # Both sections list the ids in the same order.
-    if len(index) != meta.get("cases") or list(index) != list(records):
+            buf, a, b = next(lines)
+            first = buf[a:b]
+            if not (first.startswith(b'{"meta": ') and first.endswith(b",\n")):
+                raise bad("not a huqi snapshot")
+            try:
+                meta = json.loads(first[9:-2])
+            except ValueError:
+                raise bad("damaged header") from None
+            if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+                raise bad(f"unsupported format {meta.get('format')!r} v{meta.get('version')}")
+            buf, a, b = next(lines)
+            if buf[a:b] != b'"index": {\n':
+                raise bad("index section missing")
+            ids: list = []
+            raw_ix: list = []
+            for buf, a, b in lines:
+                if buf[a:b] == b"},\n":
+                    break
+                q, v0, v1 = record(buf, a, b)
+                ids.append(buf[a + 1 : q].decode())
+                raw_ix.append(buf[v0:v1])
+            else:
+                raise bad("truncated in the index section")
+            buf, a, b = next(lines)
+            if buf[a:b] != b'"cases": {\n':
+                raise bad("cases section missing")
+            docs: list = []
+            for buf, a, b in lines:
+                if buf[a:b] == b"}}\n":
+                    break
+                q, v0, v1 = record(buf, a, b)
+                i = len(docs)
+                if i >= len(ids) or buf[a + 1 : q] != ids[i].encode():
+                    raise bad("index and cases sections disagree")
+                docs.append(buf[v0:v1])
+            else:
+                raise bad("truncated in the cases section")
+        except StopIteration:
+            raise bad("truncated") from None
+    if not len(ids) == len(docs) == meta.get("cases"):
         raise bad("index and cases sections disagree")
-    return int(meta.get("seq", 0)), index, records
+    try:
+        # One parse for the whole index: the keys are shared by all docs.
+        ix_docs = json.loads(b"[" + b",".join(raw_ix) + b"]")
+    except ValueError:
+        raise bad("damaged index section") from None
+    index = dict(zip(ids, ix_docs))
+    if len(index) != len(ids):
+        raise bad("duplicate ids")
+    return int(meta.get("seq", 0)), index, dict(zip(ids, zip(raw_ix, docs)))
 
 
 def seed_snapshot(data_dir: str, cases: Iterable[dict]) -> int:
