@@ -58,10 +58,58 @@ class TerminalChat:
             self.state, replies = self.engine.start()
         else:
             self.state, replies = self.engine.handle(self.state, event)
-        for effect in self.show(replies):
-            if effect["effect"] == "save_case":
-                case_id = await self._save(effect["case"])
-                self.state, more = self.engine.handle(self.state, {"type": "saved", "case_id": case_id})
+        effects = self.show(replies)
+        while effects:
+            answer = await self._carry_out(effects.pop(0))
+            if answer:
+                self.state, more = self.engine.handle(self.state, answer)
+                effects.extend(self.show(more))
+
+    async def _carry_out(self, effect: dict) -> dict | None:
+        """Do what the engine asked of the store; return the event that answers it."""
+        kind = effect.get("effect")
+        if kind == "save_case":
+            return {"type": "saved", "case_id": await self._save(effect["case"])}
+        if self.store is None:
+            return {"type": "saved", "case_id": None}
+        if kind == "list_cases":
+            cases = await self.store.list(owner=self.owner)
+            cases.sort(key=lambda c: c.get("updated_at") or "", reverse=True)
+            return {"type": "cases", "cases": cases}
+        if kind == "get_case":
+            return {"type": "case", "case": await self.store.get(effect["case_id"], owner=self.owner)}
+        if kind == "transition":
+            from dialogs.lifecycle import TransitionRefused, record
+
+            from bot import reminders
+            from bot.config import reminder_days
+            from bot.store import CaseNotFound
+            kw = {k: effect[k] for k in ("channel", "ref", "outcome", "reason") if effect.get(k)}
+            try:
+                case = await record(self.store, effect["case_id"], effect["to"], owner=self.owner,
+                                    who=f"{self.owner['messenger']}:{self.owner['user_id']}", now=_now(), **kw)
+            except (TransitionRefused, CaseNotFound) as e:
+                return {"type": "transitioned", "case": await self.store.get(effect["case_id"], owner=self.owner),
+                        "error": str(e)}
+            await reminders.after_transition(self.store, case, _now(), reminder_days(), owner=self.owner)
+            return {"type": "transitioned", "case": await self.store.get(case["id"], owner=self.owner)}
+        if kind == "snooze":
+            from bot import reminders
+            from bot.config import reminder_days
+            await reminders.snooze(self.store, effect["case_id"], reminder_days(), _now(), owner=self.owner)
+            return {"type": "snoozed", "days": reminder_days()}
+        return None
+
+    async def due_reminders(self) -> None:
+        """Reminders due for this user are shown when the chat starts."""
+        if self.store is None:
+            return
+        from bot import reminders
+        for case, _rem in await reminders.due(self.store, _now()):
+            if case.get("owner") == self.owner:
+                reply = reminders.reminder_message(case, now=_now())
+                self.state, more = self.engine.handle(self.state, {"type": "reminder", "case_id": case["id"],
+                                                                   "reply": reply})
                 self.show(more)
 
     async def _save(self, record: dict) -> str | None:
@@ -81,6 +129,11 @@ class TerminalChat:
         return f"[已保存: {path}]"
 
 
+def _now():
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc)
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -93,6 +146,7 @@ async def run(inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout, store=None,
     chat = TerminalChat(Engine(), out, store=store, drafts_dir=drafts_dir)
     interactive = inp.isatty()
     await chat.turn(None)
+    await chat.due_reminders()
     while True:
         if interactive:
             out.write("> ")

@@ -45,6 +45,8 @@ class Engine:
         from knowledge.faq import FaqIndex
         self.faq = FaqIndex(self.kb)
         self.card = card.CardBuilder(self.kb, self.flow)
+        from .tracking import Tracker
+        self.tracker = Tracker(self)
 
     # ── public API ──────────────────────────────────────────────────
     def start(self, state: dict | None = None) -> tuple[dict, list[dict]]:
@@ -68,6 +70,9 @@ class Engine:
         kind = event.get("type")
         if kind == "saved":
             self._saved(state, event, out)
+            return
+        if kind in ("cases", "case", "transitioned", "snoozed", "reminder"):
+            self.tracker.event(state, event, out)
             return
         if kind == "file":
             self._file(state, event, out)
@@ -123,6 +128,9 @@ class Engine:
         out.extend(self._prompt(state))
 
     def _value(self, state: dict, value: str, out: list[dict]) -> None:
+        if value == "cases" or value.startswith(("case:", "act:", "rem:")):
+            self.tracker.value(state, value, out)
+            return
         if value.startswith(GLOBAL_PREFIXES) or value == "go:faq_topics":
             self._global(state, value, out)
             return
@@ -330,6 +338,12 @@ class Engine:
 
     _value_done = _value_result
 
+    def _value_track(self, state: dict, value: str, out: list[dict]) -> None:
+        self.tracker.track_value(state, value, out)
+
+    def _text_track(self, state: dict, text: str, out: list[dict]) -> bool:
+        return self.tracker.track_text(state, text, out)
+
     def _text_result(self, state: dict, text: str, out: list[dict]) -> bool:
         if self._maybe_faq(state, text, out):
             return True
@@ -388,6 +402,8 @@ class Engine:
             self._global(state, "show:cases", out)
         elif name == "laws":
             self._global(state, "show:laws", out)
+        elif name == "cases":
+            out.append({"effect": "list_cases"})
         else:
             out.append(self._msg("help"))
             out.extend(self._prompt(state))
@@ -449,6 +465,8 @@ class Engine:
         if step == "facts":
             flag = state["pending"]["facts"][0]
             return [self._msg("ask_fact", question=self.kb.flags[flag]["question"], buttons=self._buttons(state))]
+        if step == "track":
+            return self.tracker.prompt(state)
         if step in ("result", "done"):
             return [self._msg("result_actions", buttons=self._buttons(state))]
         prompt = self.flow.steps[step].get("prompt")
@@ -467,6 +485,8 @@ class Engine:
             tid = state["pending"].get("type")
             return [{"label": self.kb.subtypes[sid]["title"], "value": f"sub:{sid}"}
                     for sid in self.kb.subtypes if taxonomy.type_of(sid) == tid]
+        if step == "track":
+            return self.tracker.options(state)
         return []
 
     def _buttons(self, state: dict) -> list[list[dict]]:
@@ -479,13 +499,13 @@ class Engine:
             return value[6:] in self.flow.topics
         if value in ("show:cases", "show:laws", "go:faq_topics", "restart"):
             return True
+        if self.tracker.allowed(state, value):
+            return True
         return any(o["value"] == value for o in self._options(state))
 
     def _match_option(self, state: dict, text: str) -> str | None:
         """Free text at a button step: a number, the option's words, yes/no words."""
-        options = self._options(state)
-        if not options:
-            return None
+        options = self._options(state) + self.tracker.offered(state)
         t = to_simplified_lower(text)
         if t.isdigit():
             n = int(t)

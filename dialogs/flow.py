@@ -29,6 +29,8 @@ class Flow:
     answers: dict[str, list[str]]
     commands: dict[str, list[str]]
     limits: dict[str, int]
+    tracking: dict[str, str]
+    tracking_buttons: dict[str, str]
 
     def text(self, key: str, **values) -> str:
         template = self.texts[key]
@@ -59,6 +61,8 @@ def load_flow(data_dir: Path = DATA_DIR) -> Flow:
             buttons=flow["buttons"], none_of_these=flow["buttons"]["none_of_these"],
             facts=flow["facts"], answers=flow["answers"], commands=flow["commands"],
             limits=flow["limits"],
+            tracking={k: str(v) for k, v in texts["tracking"].items()},
+            tracking_buttons=texts["tracking_buttons"],
         )
     except (KeyError, TypeError) as e:
         raise FlowError(f"flow.yaml/texts.yaml: missing {e}") from e

@@ -62,3 +62,25 @@ def test_a_second_chat_on_the_same_data_dir_still_talks(tmp_path):
         assert "不能保存案件" in second.stderr
     finally:
         first.communicate("/quit\n", timeout=30)
+
+
+def test_a_saved_case_is_followed_in_a_later_chat(tmp_path):
+    first = chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
+                  "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
+    assert "已保存为案件 HQ-" in first.stdout, first.stdout[-2000:]
+    later = chat(["/cases", "1", "我已提交", "1", "WB-2026-001", "没有回应,升级", "/quit"], tmp_path)
+    out = later.stdout
+    assert "您的案件" in out
+    assert '现在是"已提交"' in out
+    assert '现在是"已升级"' in out and "属地网信办" in out
+    assert "Traceback" not in later.stderr
+
+
+def test_someone_elses_case_number_reveals_nothing(tmp_path):
+    from dialogs.engine import Engine
+    engine = Engine()
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "button", "value": "case:HQ-2611-7K3Q"})
+    assert not any("effect" in r for r in replies)        # never asked the store for it
+    state, replies = engine.handle(state, {"type": "button", "value": "act:withdraw"})
+    assert not any("effect" in r for r in replies)

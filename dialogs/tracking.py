@@ -1,0 +1,216 @@
+"""Following saved cases in the conversation: list, open, record what happened.
+
+The engine stays pure: reading and writing the store are effects the adapter
+carries out ({"effect": "list_cases"}, {"effect": "get_case", "case_id"},
+{"effect": "transition", "case_id", "to", ...}, {"effect": "snooze", "case_id"}),
+answered with events {"type": "cases"|"case"|"transitioned", ...}.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .lifecycle import load_lifecycle, missing_evidence, next_action
+
+ACTIONS = ("submitted", "action_taken", "rejected", "escalated", "withdraw")
+
+
+class Tracker:
+    def __init__(self, engine):
+        self.e = engine
+        self.lc = load_lifecycle()
+        self.t = engine.flow.tracking
+        self.b = engine.flow.tracking_buttons
+
+    def _text(self, key: str, **values) -> str:
+        return self.t[key].format(**values).strip()
+
+    # ── values and events ───────────────────────────────────────────
+    def allowed(self, state: dict, value: str) -> bool:
+        p = state["pending"]
+        if value == "cases":
+            return True
+        if value.startswith("case:"):
+            return value[5:] in (p.get("case_ids") or [])
+        if value.startswith("act:"):
+            return bool(p.get("open_case")) and value[4:] in (p.get("acts") or [])
+        if value.startswith("rem:"):
+            parts = value.split(":", 2)
+            return len(parts) == 3 and parts[2] in (p.get("reminders") or [])
+        return False
+
+    def value(self, state: dict, value: str, out: list[dict]) -> None:
+        p = state["pending"]
+        if value == "cases":
+            out.append({"effect": "list_cases"})
+        elif value.startswith("case:"):
+            out.append({"effect": "get_case", "case_id": value[5:]})
+        elif value.startswith("act:"):
+            self._act(state, value[4:], out)
+        elif value.startswith("rem:"):
+            _, action, case_id = value.split(":", 2)
+            p["open_case"] = case_id
+            if action == "wait":
+                out.append({"effect": "snooze", "case_id": case_id})
+            elif action == "none":
+                out.append({"effect": "transition", "case_id": case_id, "to": "escalated"})
+            else:
+                p["acts"] = ["action_taken"]
+                self._act(state, "action_taken", out)
+
+    def _act(self, state: dict, action: str, out: list[dict]) -> None:
+        p = state["pending"]
+        case_id = p["open_case"]
+        if action == "withdraw":
+            out.append({"effect": "transition", "case_id": case_id, "to": "closed", "reason": "withdrawn"})
+        elif action == "escalated":
+            out.append({"effect": "transition", "case_id": case_id, "to": "escalated"})
+        else:
+            p["track"] = {"to": action, "ask": {"submitted": "channel", "action_taken": "outcome",
+                                                "rejected": "reason"}[action]}
+            state["step"] = "track"
+            out.extend(self.prompt(state))
+
+    def offered(self, state: dict) -> list[dict]:
+        """Buttons of the open case and the case list, so typed words can pick them."""
+        p = state["pending"]
+        opts = [{"label": self.b[a], "value": f"act:{a}"} for a in p.get("acts") or []] if p.get("open_case") else []
+        return opts + [{"label": self.b["my_cases"], "value": "cases"}]
+
+    def options(self, state: dict) -> list[dict]:
+        track = state["pending"].get("track") or {}
+        ask = track.get("ask")
+        if ask == "channel":
+            return [{"label": label, "value": f"ch:{cid}"} for cid, label in self.lc.channels.items()]
+        if ask == "ref":
+            return [{"label": self.b["no_ref"], "value": "ref:none"}]
+        if ask == "outcome":
+            return [{"label": label, "value": f"out:{oid}"} for oid, label in self.lc.outcomes.items()]
+        return []
+
+    def prompt(self, state: dict) -> list[dict]:
+        ask = (state["pending"].get("track") or {}).get("ask")
+        key = {"channel": "ask_channel", "ref": "ask_ref", "outcome": "ask_outcome", "reason": "ask_reason"}.get(ask)
+        if not key:
+            return []
+        reply = {"text": self._text(key)}
+        buttons = [[o] for o in self.options(state)]
+        if buttons:
+            reply["buttons"] = buttons
+        return [reply]
+
+    def track_value(self, state: dict, value: str, out: list[dict]) -> None:
+        track = state["pending"]["track"]
+        if value.startswith("ch:"):
+            track["channel"] = value[3:]
+            track["ask"] = "ref"
+            out.extend(self.prompt(state))
+            return
+        if value.startswith("out:"):
+            track["outcome"] = value[4:]
+        self._finish(state, out)
+
+    def track_text(self, state: dict, text: str, out: list[dict]) -> bool:
+        track = state["pending"].get("track") or {}
+        if track.get("ask") == "ref":
+            track["ref"] = text.strip()[:60]
+        elif track.get("ask") == "reason":
+            track["reason"] = text.strip()[:200]
+        else:
+            return False
+        self._finish(state, out)
+        return True
+
+    def _finish(self, state: dict, out: list[dict]) -> None:
+        track = state["pending"].pop("track")
+        effect = {"effect": "transition", "case_id": state["pending"]["open_case"], "to": track["to"]}
+        effect.update({k: track[k] for k in ("channel", "ref", "outcome", "reason") if track.get(k)})
+        state["step"] = "done"
+        out.append(effect)
+
+    def event(self, state: dict, event: dict, out: list[dict]) -> None:
+        kind = event.get("type")
+        if kind == "cases":
+            self._list(state, event.get("cases") or [], out)
+        elif kind == "case":
+            case = event.get("case")
+            if not isinstance(case, dict):
+                out.append({"text": self._text("not_found")})
+            else:
+                self._card(state, case, out)
+        elif kind == "transitioned":
+            case = event.get("case")
+            if event.get("error") or not isinstance(case, dict):
+                out.append({"text": self._text("refused", message=event.get("error") or "")})
+            else:
+                out.append({"text": self._text("recorded", case_id=case["id"], status=self.lc.label(case["status"]))})
+            if isinstance(case, dict):
+                self._card(state, case, out)
+        elif kind == "snoozed":
+            out.append({"text": self._text("snoozed", days=event.get("days", ""))})
+        elif kind == "reminder":
+            case_id = event.get("case_id")
+            reply = event.get("reply")
+            if isinstance(case_id, str) and isinstance(reply, dict):
+                state["pending"].setdefault("reminders", []).append(case_id)
+                out.append(reply)
+
+    # ── rendering ───────────────────────────────────────────────────
+    def _list(self, state: dict, cases: list[dict], out: list[dict]) -> None:
+        if not cases:
+            out.append({"text": self._text("no_cases")})
+            return
+        state["pending"]["case_ids"] = [c["id"] for c in cases]
+        lines = [self._text("list_header")]
+        buttons = []
+        for c in cases:
+            item = self._text("list_item", case_id=c["id"], status=self.lc.label(c.get("status")),
+                              age=_age_days(c.get("created_at")), type=self._type_title(c))
+            lines.append(item)
+            buttons.append([{"label": item, "value": f"case:{c['id']}"}])
+        out.append({"text": "\n".join(lines), "buttons": buttons})
+
+    def _card(self, state: dict, case: dict, out: list[dict]) -> None:
+        p = state["pending"]
+        p["open_case"] = case["id"]
+        p.setdefault("case_ids", [])
+        if case["id"] not in p["case_ids"]:
+            p["case_ids"].append(case["id"])
+        lines = [self._text("case_card", case_id=case["id"], status=self.lc.label(case.get("status")),
+                            type=self._type_title(case), platform=self.e.card.platform_name(case.get("platform")),
+                            next_action=next_action(case, self.lc))]
+        missing = missing_evidence(case)
+        if missing:
+            lines.append(self._text("case_missing", missing="、".join(m.get("title", "") for m in missing[:6])))
+        history = case.get("history") or []
+        if history:
+            h = history[-1]
+            lines.append(self._text("case_history", when=str(h.get("when", ""))[:10], to=self.lc.label(h.get("to")),
+                                    channel=f"({self.lc.channel_label(h['channel'])})" if h.get("channel") else "",
+                                    **{"from": self.lc.label(h.get("from")) if h.get("from") else ""}))
+        try:
+            allowed = set(self.lc.allowed(case.get("status") or "draft"))
+        except ValueError:
+            allowed = set()
+        acts = [a for a in ACTIONS if (a == "withdraw" and "closed" in allowed) or a in allowed]
+        p["acts"] = acts
+        buttons = [[{"label": self.b[a], "value": f"act:{a}"}] for a in acts]
+        buttons.append([{"label": self.b["my_cases"], "value": "cases"}])
+        out.append({"text": "\n".join(lines), "buttons": buttons})
+
+    def _type_title(self, case: dict) -> str:
+        sid = case.get("subtype")
+        if sid in self.e.kb.subtypes:
+            return self.e.card.subtype_label(sid)
+        return str(case.get("type") or "")
+
+
+def _age_days(created: str | None) -> int:
+    if not created:
+        return 0
+    try:
+        then = datetime.fromisoformat(str(created))
+    except ValueError:
+        return 0
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    return max(0, (datetime.now(timezone.utc) - then).days)
