@@ -62,14 +62,14 @@ class CardBuilder:
             out.append(self._msg("result_flags", flags="、".join(self.kb.flags[f]["title"] for f in flags)))
 
         lines = [self.flow.text("result_plan_header")]
-        for n, step in enumerate(self.plan(case), 1):
+        for n, step in enumerate(self._plan_shown(case), 1):
             channel = self.flow.channels.get(step["channel"], step["channel"])
             values = dict(n=n, channel=channel, what=step["what"].strip(), cite=step.get("cite", ""))
             if step.get("if"):
                 lines.append(self.flow.text("result_plan_if", condition=self.flow.conditions.get(step["if"], step["if"]), **values))
             else:
                 lines.append(self.flow.text("result_plan_step", **values))
-            contact = _contact_line(step.get("contact") or {})
+            contact = step.get("contact_line")
             if contact:
                 lines.append(self.flow.text("result_contact", contact=contact))
         out.append({"text": "\n".join(lines)})
@@ -86,13 +86,28 @@ class CardBuilder:
             lines.append(self.flow.text("result_evidence_item", n=n, title=item["title"], cite=item["cite"],
                                         hint=_first_line(item["hint"])))
         note = type_note(self.kb, tid)
-        if note and note.get("note"):
-            lines.append(self.flow.text("result_evidence_note", note=note["note"].strip()))
+        if note and note.get("text"):
+            lines.append(self.flow.text("result_evidence_note", note=note["text"]))
         out.append({"text": "\n".join(lines)})
 
         out.append(self._msg("result_draft"))
         out.append({"text": draft_report(self.kb, self.case_record(case))})
         return out
+
+    def _plan_shown(self, case: dict) -> list[dict]:
+        """The plan as shown: an optional step is dropped where its channel is already a step
+        to take, and a channel's contact is printed once."""
+        plan = self.plan(case)
+        doing = {s["channel"] for s in plan if s.get("kind") == "do" and not s.get("if")}
+        shown, contacts = [], set()
+        for step in plan:
+            if step.get("kind") == "option" and step["channel"] in doing:
+                continue
+            line = _contact_line(step.get("contact") or {})
+            step = dict(step, contact_line=line if line not in contacts else "")
+            contacts.add(line)
+            shown.append(step)
+        return shown
 
     def plan(self, case: dict) -> list[dict]:
         return channel_plan(self.kb, platform=case.get("platform"), province=case.get("province"),

@@ -46,8 +46,13 @@ def checklist(kb, type_id: str, *, agent: bool, subtype: str | None = None,
     block = (kb.evidence.get("by_type") or {}).get(type_id) or {}
     tagged, rest = [], []
     for e in block.get("items") or []:
+        tags = set(e.get("subtypes") or []) | set(e.get("flags") or [])
         hit = (subtype is not None and subtype in (e.get("subtypes") or [])) or bool(flags & set(e.get("flags") or []))
-        (tagged if hit else rest).append(_item(kb, e, "type", False, relevant=hit))
+        if hit:
+            tagged.append(_item(kb, e, "type", False, relevant=True))
+        elif subtype is None or not tags:
+            # items aimed at other sub-types are left out once the sub-type is known
+            rest.append(_item(kb, e, "type", False))
     return out + tagged + rest
 
 
