@@ -59,18 +59,24 @@ class CueIndex:
         found: dict[int, list[int]] = {}
         by2, by1, parts = self.by_first2, self.by_first1, self.parts
         for i in range(len(text)):
-            prev_neg = (i > 0 and text[i - 1] in NEGATIONS) or text[max(0, i - 2):i] in NEGATION_WORDS \
-                or text[max(0, i - 3):i] in NEGATION_WORDS
-            for bucket in (by2.get(text[i:i + 2]), by1.get(text[i])):
+            b2 = by2.get(text[i:i + 2])
+            b1 = by1.get(text[i]) if by1 else None
+            if not (b2 or b1):
+                continue
+            negated = None
+            for bucket in (b2, b1):
                 if not bucket:
                     continue
                 for pid in bucket:
                     p = parts[pid]
                     if not text.startswith(p, i):
                         continue
-                    if prev_neg and p[0] not in NEGATIONS:
-                        continue
-                    if _is_latin(p) and _latin_glued(text, i, len(p)):
+                    if p[0] not in NEGATIONS:
+                        if negated is None:
+                            negated = _negated(text, i)
+                        if negated:
+                            continue
+                    if p.isascii() and _latin_glued(text, i, len(p)):
                         continue
                     found.setdefault(pid, []).append(i)
         return found
@@ -98,6 +104,12 @@ class CueIndex:
             if score:
                 out.append((ci, FUZZY_CREDIT * score / 100.0))
         return out
+
+
+def _negated(text: str, i: int) -> bool:
+    """A negation right before position i: 不属实, 没有要钱, 从来没注册."""
+    return (i > 0 and text[i - 1] in NEGATIONS) or text[max(0, i - 2):i] in NEGATION_WORDS \
+        or text[max(0, i - 3):i] in NEGATION_WORDS
 
 
 def _near(pids: tuple[int, ...], found: dict[int, list[int]]) -> bool:
