@@ -292,7 +292,13 @@ def test_traditional_classifies_like_simplified(subtype):
     ("misleading.clickbait", "那篇文章标题当,标题与内容严重不服"),               # 党 → 当, 符 → 服
     ("interference.paid_negative", "有人在兼职群招暮写手写我们的黑稿"),           # 募 → 暮
     ("misleading.out_of_context", "我们老板的讲话被人断章取意了"),               # 义 → 意 (a 4-character idiom)
-], ids=["lian-duanlie", "lianxiang-ci", "shenfen-zheng", "biaoti-dang", "zhao-mu", "duanzhang-quyi-4char"])
+    ("interference.search_suggestions", "百度搜我们公司,大家都在收里出现骗局"),     # 搜 → 收
+    ("rumor.product_quality", "有人说我们的产品致癌物超标,是假冒为劣"),            # 伪 → 为
+    # variant characters people type all the time
+    ("interference.account_matrix", "一堆矩阵帐号在骂我们"),                      # 账号 / 帐号
+    ("misleading.retracted", "那家媒体的报道已经被撤消了,还有人在传"),           # 撤销 / 撤消
+], ids=["lian-duanlie", "lianxiang-ci", "shenfen-zheng", "biaoti-dang", "zhao-mu", "duanzhang-quyi-4char",
+        "dajia-dou-zai-shou", "jiamao-weilie", "variant-zhanghao", "variant-chexiao"])
 def test_one_wrong_character_still_classifies(subtype, text):
     r = classify(text)
     assert r.subtype == subtype, (text, top3(r), dict(r.cues))

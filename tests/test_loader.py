@@ -163,6 +163,15 @@ def test_subtype_of_the_taxonomy_removed(data):
     assert "taxonomy" in p.message
 
 
+def test_type_of_the_taxonomy_removed(data):
+    edit_re(data, "types.yaml", r"^  - id: insult\n.*?(?=^  - id: )", "")
+    problems = problems_of(data)
+    find(problems, "types.yaml", "insult", None, "missing")
+    find(problems, "types.yaml", "insult.abuse", None, "missing")
+    # evidence.yaml still has a block for the type that vanished
+    find(problems, "evidence.yaml", "insult", None, "unknown type")
+
+
 def test_type_of_the_taxonomy_removed_from_evidence(data):
     edit_re(data, "evidence.yaml", r"^  insult:\n.*?(?=^  \w+:\n)", "")
     find(problems_of(data), "evidence.yaml", "insult", "by_type")

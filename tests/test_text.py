@@ -95,6 +95,16 @@ def test_trailing_punctuation_is_not_part_of_the_link():
     assert n.links == ("https://www.douyin.com",)
 
 
+@pytest.mark.parametrize("raw", ["帖子在 www.douyin.com. 请看", "帖子在www.douyin.com.", "帖子在 www.douyin.com, 请看",
+                                 "帖子在 www.douyin.com! 快看"], ids=["dot-space", "dot-end", "comma", "bang"])
+def test_bare_host_followed_by_ascii_punctuation(raw):
+    """Half-width punctuation right after a bare host (typed with the IME in
+    half-width mode, or a full-width "．" folded by NFKC) ends the link."""
+    n = normalise(raw)
+    assert n.hosts == ("www.douyin.com",), n
+    assert "douyin" not in n.text
+
+
 def test_several_links_in_order():
     n = normalise("微博 https://weibo.com/1/a 抖音 v.douyin.com/x 小红书 xhslink.com/a/b")
     assert n.hosts == ("weibo.com", "v.douyin.com", "xhslink.com")
