@@ -60,7 +60,8 @@ class Classifier:
             cues += [parse_cue(c, STRONG, sid) for c in s.get("strong_cues") or []]
             cues += [parse_cue(c, 0.0, f"block:{sid}") for c in s.get("not_if") or []]
         # decisive and out-of-scope phrases must be said, not guessed: no fuzzy hits
-        self.index = CueIndex(cues, fuzzy_ok=lambda c: c.weight <= 1.0 and not c.target.startswith("out_of_scope"))
+        self.index = CueIndex(cues, fuzzy_ok=lambda c: 0 < c.weight <= 1.0
+                              and not c.target.startswith(("out_of_scope", "block:")))
         flag_cues = []
         self.flag_blockers: list[str] = []
         for fid, f in kb.flags.items():
