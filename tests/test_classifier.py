@@ -221,6 +221,18 @@ def test_denials_are_not_admissions(text, subtype):
     assert r.subtype == subtype, (text, top3(r))
 
 
+@pytest.mark.parametrize("text", [
+    "有人说我们的产品致癌物超标,是假冒伪劣",
+    "有人在网上说我们的奶粉是假冒产品,喝了会中毒,纯属造谣",
+    "网上说我们卖的都是假货,其实全部是正品,有检验报告",
+], ids=["shoddy-and-carcinogenic", "fake-milk-powder-rumor", "says-we-sell-fakes"])
+def test_a_rumor_that_our_products_are_fake_is_not_a_counterfeit_complaint(text):
+    """"They say our goods are fake" is a product rumor (WS Art. 10(6)); only
+    "someone sells fakes of our brand" goes to the IP channels."""
+    r = classify(text)
+    assert r.subtype == "rumor.product_quality", (text, top3(r), dict(r.cues))
+
+
 # ------------------------------------------------------------------ shape
 
 @pytest.mark.parametrize("text", list(REACH.values())[:12] + ["", "😡", "网上有个帖子", "x" * 20_000])
@@ -293,12 +305,12 @@ def test_traditional_classifies_like_simplified(subtype):
     ("interference.paid_negative", "有人在兼职群招暮写手写我们的黑稿"),           # 募 → 暮
     ("misleading.out_of_context", "我们老板的讲话被人断章取意了"),               # 义 → 意 (a 4-character idiom)
     ("interference.search_suggestions", "百度搜我们公司,大家都在收里出现骗局"),     # 搜 → 收
-    ("rumor.product_quality", "有人说我们的产品致癌物超标,是假冒为劣"),            # 伪 → 为
+    ("rumor.fabricated_violation", "有人在网上说我们公司财务照假"),               # 造 → 照 (inside a 4-character cue)
     # variant characters people type all the time
     ("interference.account_matrix", "一堆矩阵帐号在骂我们"),                      # 账号 / 帐号
     ("misleading.retracted", "那家媒体的报道已经被撤消了,还有人在传"),           # 撤销 / 撤消
 ], ids=["lian-duanlie", "lianxiang-ci", "shenfen-zheng", "biaoti-dang", "zhao-mu", "duanzhang-quyi-4char",
-        "dajia-dou-zai-shou", "jiamao-weilie", "variant-zhanghao", "variant-chexiao"])
+        "dajia-dou-zai-shou", "caiwu-zhaojia", "variant-zhanghao", "variant-chexiao"])
 def test_one_wrong_character_still_classifies(subtype, text):
     r = classify(text)
     assert r.subtype == subtype, (text, top3(r), dict(r.cues))
