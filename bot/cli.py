@@ -18,7 +18,15 @@ def _kb_or_exit():
 
 
 def cmd_kb_check(args) -> int:
-    kb = _kb_or_exit()
+    if args.data:
+        from knowledge import KnowledgeError, load
+        try:
+            kb = load(args.data)
+        except KnowledgeError as e:
+            print(f"知识库有误 / invalid knowledge base:\n{e}", file=sys.stderr)
+            return 2
+    else:
+        kb = _kb_or_exit()
     counts = kb.counts()
     print(f"knowledge base OK: {kb.data_dir}")
     for k, v in counts.items():
@@ -113,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb = sub.add_parser("kb", help="knowledge base tools")
     kb_sub = kb.add_subparsers(dest="kb_command")
     check = kb_sub.add_parser("check", help="validate the knowledge base and print counts")
+    check.add_argument("--data", metavar="DIR", help="check the YAML files in DIR instead of the shipped ones")
     check.set_defaults(func=cmd_kb_check)
     kb.set_defaults(func=lambda a: (kb.print_usage(), 2)[1])
 

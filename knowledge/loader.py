@@ -204,6 +204,9 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     data_dir = Path(data_dir)
     ck = _Checker()
     raw = {f: _read(data_dir / f"{f}.yaml", ck, f) for f in FILES}
+    if ck.problems:
+        # a missing or unreadable file makes every later check noise: report it alone
+        raise KnowledgeError(ck.problems)
 
     docs = ck.unique("documents", ck.entries("documents", raw["documents"], "documents"), "key")
     ck.doc_keys = set(docs)

@@ -30,7 +30,8 @@ def _is_latin(s: str) -> bool:
 class CueIndex:
     """All cues of the knowledge base, indexed by their parts' first characters."""
 
-    def __init__(self, cues: list[Cue], fuzzy_ok=lambda cue: True):
+    def __init__(self, cues: list[Cue], fuzzy_ok=lambda cue: True, negatable: bool = True):
+        self.negatable = negatable
         self.cues = cues
         self.parts: list[str] = sorted({p for c in cues for p in c.parts})
         part_id = {p: i for i, p in enumerate(self.parts)}
@@ -48,9 +49,12 @@ class CueIndex:
                           and not _is_latin(c.parts[0]) and fuzzy_ok(c)]
         self.bigram_cues: dict[str, list[int]] = defaultdict(list)
         self.cue_bigrams: dict[int, int] = {}
+        self.cue_chars: dict[int, tuple[frozenset, int] | None] = {}
         for i in self.long_cues:
             grams = {c[k:k + 2] for c in cues[i].parts for k in range(len(c) - 1)}
             self.cue_bigrams[i] = len(grams)
+            distinct = frozenset(cues[i].parts[0])
+            self.cue_chars[i] = (distinct, len(distinct) - 1) if len(cues[i].parts[0]) <= 6 else None
             for g in grams:
                 self.bigram_cues[g].append(i)
 
@@ -71,7 +75,7 @@ class CueIndex:
                     p = parts[pid]
                     if not text.startswith(p, i):
                         continue
-                    if p[0] not in NEGATIONS:
+                    if self.negatable and p[0] not in NEGATIONS:
                         if negated is None:
                             negated = _negated(text, i)
                         if negated:
@@ -92,15 +96,36 @@ class CueIndex:
         return hits
 
     def _fuzzy(self, text: str, already: set[int]) -> list[tuple[int, float]]:
-        counts: dict[int, int] = defaultdict(int)
-        for g in {text[k:k + 2] for k in range(len(text) - 1)}:
-            for ci in self.bigram_cues.get(g, ()):
-                counts[ci] += 1
+        # first position of every bigram (the reversed walk keeps the earliest)
+        where = {text[k:k + 2]: k for k in range(len(text) - 2, -1, -1)}
+        counts: dict[int, int] = {}
+        seen_at: dict[int, int] = {}
+        postings = self.bigram_cues
+        for g, k in where.items():
+            for ci in postings.get(g, ()):
+                if ci in counts:
+                    counts[ci] += 1
+                else:
+                    counts[ci] = 1
+                    seen_at[ci] = k
         out = []
+        chars = None
         for ci, n in counts.items():
-            if ci in already or n < FUZZY_COVERAGE * self.cue_bigrams[ci]:
+            if ci in already:
                 continue
-            score = fuzz.partial_ratio(self.cues[ci].parts[0], text, score_cutoff=FUZZY_CUTOFF)
+            if n < FUZZY_COVERAGE * self.cue_bigrams[ci]:
+                # a slip in the middle of a short cue breaks two of its pairs:
+                # still try it when all but one of its characters are there
+                short = self.cue_chars[ci]
+                if short is None:
+                    continue
+                chars = chars or set(text)
+                if len(short[0] & chars) < short[1]:
+                    continue
+            cue = self.cues[ci].parts[0]
+            k = seen_at[ci]
+            window = text[max(0, k - len(cue)):k + 2 * len(cue)]
+            score = fuzz.partial_ratio(cue, window, score_cutoff=FUZZY_CUTOFF)
             if score:
                 out.append((ci, FUZZY_CREDIT * score / 100.0))
         return out
@@ -128,5 +153,5 @@ def _latin_glued(text: str, i: int, n: int) -> bool:
 
 
 def parse_cue(text: str, weight: float, target: str) -> Cue:
-    parts = tuple(p.strip().lower() for p in str(text).split("+") if p.strip())
+    parts = tuple(" ".join(p.lower().split()) for p in str(text).split("+") if p.strip())
     return Cue(parts=parts, weight=weight, target=target, text=str(text))

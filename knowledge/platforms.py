@@ -1,6 +1,7 @@
 """Resolve platforms from links (host suffix, short links included) and from names in text."""
 from __future__ import annotations
 
+from .matcher import CueIndex, parse_cue
 from .text import Normalised
 
 
@@ -17,8 +18,9 @@ class PlatformResolver:
                 a = str(a).strip().lower()
                 if a:
                     names[a] = pid
-        # longest first, so 抖音电商 is found before 抖音
-        self.names = sorted(names.items(), key=lambda kv: -len(kv[0]))
+        self.names = names
+        self.index = CueIndex([parse_cue(name, 1.0, pid) for name, pid in names.items()],
+                              fuzzy_ok=lambda cue: False, negatable=False)
 
     def from_host(self, host: str) -> str | None:
         """Longest matching host suffix: news.qq.com beats qq.com."""
@@ -31,23 +33,24 @@ class PlatformResolver:
         return None
 
     def named(self, text: str) -> list[str]:
-        """Platform ids named in normalised text, in order of first mention."""
+        """Platform ids named in normalised text, in order of first mention.
+
+        Longer names claim their characters first, so 抖音电商 is not also 抖音."""
         for word in self.exceptions:
             text = text.replace(word, " " * len(word))
+        parts = self.index.parts
+        hits = sorted(((-len(parts[pid]), i, parts[pid]) for pid, where in self.index.found_parts(text).items()
+                       for i in where))
         taken = [False] * len(text)
         first: dict[str, int] = {}
-        for name, pid in self.names:
-            start = 0
-            while (i := text.find(name, start)) >= 0:
-                start = i + 1
-                if any(taken[i:i + len(name)]):
-                    continue
-                if name.isascii() and _glued(text, i, len(name)):
-                    continue
-                for k in range(i, i + len(name)):
-                    taken[k] = True
-                if pid not in first or i < first[pid]:
-                    first[pid] = i
+        for neg_len, i, name in hits:
+            if any(taken[i:i - neg_len]):
+                continue
+            for k in range(i, i - neg_len):
+                taken[k] = True
+            pid = self.names[name]
+            if pid not in first or i < first[pid]:
+                first[pid] = i
         return sorted(first, key=first.get)
 
     def resolve(self, norm: Normalised) -> tuple[str | None, list[str]]:
@@ -65,8 +68,3 @@ class PlatformResolver:
             return named[0], seen
         return None, seen
 
-
-def _glued(text: str, i: int, n: int) -> bool:
-    before = text[i - 1] if i > 0 else ""
-    after = text[i + n] if i + n < len(text) else ""
-    return (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum())

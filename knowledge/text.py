@@ -18,12 +18,17 @@ _URL = re.compile(
     # starts only at a token boundary and never backtracks into the host,
     # so 100 KB of "a.a.a.a" stays linear
     r"(?<![a-z0-9.-])(?:https?://)?"
-    r"((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)++(?:" + _TLDS + r"))"
+    r"((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.(?=[a-z0-9]))++(?:" + _TLDS + r"))"
     r"(?![a-z0-9-])(?::\d{1,5})?"
     r"(/[!-~]*)?",
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+# spaces matter only between two latin words ("mini program"); elsewhere they go
+_LOOSE_SPACE = re.compile(r" (?![a-z0-9])|(?<![a-z0-9]) ")
+# variant spellings OpenCC leaves alone
+_VARIANTS = {"帐号": "账号", "帐户": "账户", "撤消": "撤销", "徵": "征"}
+_VARIANT = re.compile("|".join(map(re.escape, _VARIANTS)))
 # control characters (C0, C1), zero-width marks, BOM, lone surrogates
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2060-\u2064\ufeff\ufffd\ud800-\udfff]")
 
@@ -32,7 +37,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2060-
 class Normalised:
     original: str
     text: str          # NFKC, Simplified, lower case, single spaces, no links
-    compact: str       # `text` without any whitespace (cue matching)
+    compact: str       # `text` without spaces, except between latin words (cue matching)
     links: tuple[str, ...]   # links as typed (scheme added when missing)
     hosts: tuple[str, ...]   # lower-case host of each link
     traditional: bool  # the user wrote Traditional Chinese
@@ -82,11 +87,12 @@ def normalise(raw: str) -> Normalised:
     without_links = _URL.sub(" ", nfkc) if links else nfkc
     traditional = is_traditional(without_links)
     simplified = _t2s.convert(without_links).lower()
+    simplified = _VARIANT.sub(lambda m: _VARIANTS[m.group(0)], simplified)
     text = _SPACE.sub(" ", simplified).strip()
     return Normalised(
         original=raw,
         text=text,
-        compact=text.replace(" ", ""),
+        compact=_LOOSE_SPACE.sub("", text),
         links=tuple(l for l, _ in links),
         hosts=tuple(h for _, h in links),
         traditional=traditional,
