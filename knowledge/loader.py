@@ -204,9 +204,8 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     data_dir = Path(data_dir)
     ck = _Checker()
     raw = {f: _read(data_dir / f"{f}.yaml", ck, f) for f in FILES}
-    if ck.problems:
-        # a missing or unreadable file makes every later check noise: report it alone
-        raise KnowledgeError(ck.problems)
+    unreadable = {p.file for p in ck.problems}
+    read_problems = list(ck.problems)
 
     docs = ck.unique("documents", ck.entries("documents", raw["documents"], "documents"), "key")
     ck.doc_keys = set(docs)
@@ -228,7 +227,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
 
     if ck.problems:
         # the same problem can be found twice (explicit check + the sweep)
-        raise KnowledgeError(list(dict.fromkeys(ck.problems)))
+        raise KnowledgeError(_without_echoes(read_problems, ck.problems, unreadable))
     return KnowledgeBase(
         documents=docs, types=types, subtypes=subtypes, flags=flags,
         evidence=evidence, measures=measures, platforms=platforms,
@@ -236,6 +235,19 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
         channels=raw["channels"], provinces=provinces, routing=raw["routing"],
         faq=faq, cases=cases, data_dir=data_dir, drafting=drafting,
     )
+
+
+def _without_echoes(read: list[Problem], found: list[Problem], unreadable: set[str]) -> list[Problem]:
+    """Drop what only follows from an unreadable file: its own emptiness, and the
+    unknown references into it from other files."""
+    echoes = []
+    if "documents.yaml" in unreadable:
+        echoes.append("unknown document key")
+    if unreadable & {"types.yaml", "flags.yaml", "faq.yaml"}:
+        echoes += ["unknown type", "unknown flag", "unknown type or sub-type", "no FAQ entry"]
+    kept = [p for p in found if p in read or (p.file not in unreadable
+                                              and not any(p.message.startswith(e) for e in echoes))]
+    return list(dict.fromkeys(kept))
 
 
 def _check_cues(ck: _Checker, file: str, entry: dict) -> None:
