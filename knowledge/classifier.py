@@ -18,6 +18,8 @@ OTHER_BASE = 0.3       # the ".other" sub-type of a type that has evidence
 DECAY = 0.6            # the k-th cue of the same target counts DECAY**k
 EXAMPLE_FLOOR = 45.0   # rapidfuzz ratio below which an example says nothing
 EXAMPLE_WEIGHT = 1.2
+FUZZY_ENOUGH = 2.5     # exact evidence this strong for one target: no typo search
+BAYES_WEIGHT = 1.0     # the naive Bayes posterior of a sub-type adds up to this
 NOTHING = 0.35         # raw score of out_of_scope.other when nothing matched
 UNSURE_BELOW = 0.5     # a best score under this is reported as unsure
 MIN_CANDIDATES = 3
@@ -59,15 +61,12 @@ class Classifier:
             cues += [parse_cue(c, WEAK, sid) for c in s.get("weak_cues") or []]
             cues += [parse_cue(c, STRONG, sid) for c in s.get("strong_cues") or []]
             cues += [parse_cue(c, 0.0, f"block:{sid}") for c in s.get("not_if") or []]
-        # decisive and out-of-scope phrases must be said, not guessed: no fuzzy hits
-        self.index = CueIndex(cues, fuzzy_ok=lambda c: 0 < c.weight <= 1.0
-                              and not c.target.startswith(("out_of_scope", "block:")))
-        flag_cues = []
-        self.flag_blockers: list[str] = []
         for fid, f in kb.flags.items():
-            flag_cues += [parse_cue(c, 1.0, f"flag:{fid}") for c in f.get("cues") or []]
-            self.flag_blockers += [str(c).lower() for c in f.get("not_cues") or []]
-        self.flag_index = CueIndex(flag_cues)
+            cues += [parse_cue(c, 1.0, f"flag:{fid}") for c in f.get("cues") or []]
+            cues += [parse_cue(c, 0.0, "flag-") for c in f.get("not_cues") or []]
+        # decisive, out-of-scope, blocking and flag phrases must be said, not guessed
+        self.index = CueIndex(cues, fuzzy_ok=lambda c: 0 < c.weight <= 1.0
+                              and not c.target.startswith(("out_of_scope", "block:", "flag")))
         self.examples: list[str] = []
         self.example_target: list[str] = []
         for sid, s in kb.subtypes.items():
@@ -75,34 +74,55 @@ class Classifier:
                 self.examples.append(normalise(e).compact)
                 self.example_target.append(sid)
         self.subtypes = list(kb.subtypes)
+        from .bayes import CharBayes
+        learned = [(normalise(t).compact, sid) for sid, texts in (kb.examples or {}).items() for t in texts]
+        learned += [(e, sid) for e, sid in zip(self.examples, self.example_target)]
+        self.bayes = CharBayes(self.subtypes, learned) if learned else None
         self.type_of = {sid: taxonomy.type_of(sid) for sid in self.subtypes}
         self.order = {sid: i for i, sid in enumerate(self.subtypes)}
         self.platforms = PlatformResolver(kb.platforms, kb.platform_exceptions)
 
     def classify(self, text: str) -> Result:
         norm = normalise(text)
-        raw, fired = self._score(norm)
+        raw, fired, stated, learned = self._score(norm)
         ranked = sorted(raw.items(), key=lambda kv: (-kv[1], self.order[kv[0]]))
         best_sid, best_raw = ranked[0]
         candidates = [{"subtype": sid, "score": _squash(r)} for sid, r in ranked[:max(MIN_CANDIDATES, 5)]]
         platform, seen = self.platforms.resolve(norm)
-        flags = self._flags(norm, best_sid, seen)
+        flags = self._flags(stated, best_sid, seen)
         second_type = next((r for sid, r in ranked if self.type_of[sid] != self.type_of[best_sid]), 0.0)
-        unsure = _squash(best_raw) < UNSURE_BELOW or best_raw - second_type < 0.25 * best_raw
+        # sure only with said evidence: what was learned from examples ranks, it does not decide
+        said = best_raw - learned.get(best_sid, 0.0)
+        unsure = _squash(said) < UNSURE_BELOW or best_raw - second_type < 0.25 * best_raw
         return Result(
             type=taxonomy.type_of(best_sid), subtype=best_sid, candidates=candidates,
             platform=platform, platforms=seen, flags=flags, links=list(norm.links),
             unsure=unsure, traditional=norm.traditional, cues=fired,
         )
 
-    def _score(self, norm: Normalised) -> tuple[dict[str, float], dict[str, list[str]]]:
+    def _score(self, norm: Normalised) -> tuple[dict[str, float], dict[str, list[str]], set[str]]:
         text = norm.compact
         credits: dict[str, list[float]] = defaultdict(list)
         fired: dict[str, list[str]] = defaultdict(list)
-        for ci, credit in self.index.match(text):
+        found = self.index.found_parts(text)
+        flag_hits, blocked = [], set()
+        for ci, credit in self.index.match(text, found=found, enough=FUZZY_ENOUGH):
             cue = self.index.cues[ci]
+            if cue.target.startswith("flag"):
+                if cue.target == "flag-":     # a phrase that looks like a flag but is not
+                    pid = self.index.cue_parts[ci][0]
+                    blocked.update(k for i in found[pid] for k in range(i, i + len(cue.parts[0])))
+                else:
+                    flag_hits.append(ci)
+                continue
             credits[cue.target].append(cue.weight * credit)
             fired[cue.target].append(cue.text)
+        stated = set()
+        for ci in flag_hits:
+            pid = self.index.cue_parts[ci][0]
+            length = len(self.index.parts[pid])
+            if any(not blocked.intersection(range(i, i + length)) for i in found[pid]):
+                stated.add(self.index.cues[ci].target[5:])
         total = {target: sum(c * DECAY ** k for k, c in enumerate(sorted(cs, reverse=True)))
                  for target, cs in credits.items()}
         for target in [t for t in total if t.startswith("block:")]:
@@ -115,19 +135,23 @@ class Classifier:
             if sid.endswith(".other") and tid != "out_of_scope" and (type_raw or own):
                 score += OTHER_BASE
             raw[sid] = score
+        learned: dict[str, float] = {}
+        if text and self.bayes is not None:
+            posterior = self.bayes.posterior({text[k:k + 2] for k in range(len(text) - 1)})
+            if posterior is not None:
+                for sid, p in zip(self.subtypes, posterior.tolist()):
+                    raw[sid] += BAYES_WEIGHT * p
+                    learned[sid] = BAYES_WEIGHT * p
         if text and self.examples:
             for _, sim, idx in process.extract(text, self.examples, scorer=fuzz.ratio,
                                                limit=3, score_cutoff=EXAMPLE_FLOOR):
                 sid = self.example_target[idx]
                 raw[sid] += EXAMPLE_WEIGHT * (sim - EXAMPLE_FLOOR) / (100 - EXAMPLE_FLOOR)
         raw["out_of_scope.other"] = max(raw["out_of_scope.other"], NOTHING)
-        return raw, {k: v for k, v in fired.items() if not k.startswith(("type:", "block:"))}
+        return raw, {k: v for k, v in fired.items() if not k.startswith(("type:", "block:"))}, stated, learned
 
-    def _flags(self, norm: Normalised, best: str, seen_platforms: list[str]) -> list[str]:
-        text = norm.compact
-        for blocker in self.flag_blockers:
-            text = text.replace(blocker, " " * len(blocker))
-        found = {self.flag_index.cues[ci].target[5:] for ci, _ in self.flag_index.match(text, fuzzy=False)}
+    def _flags(self, stated: set[str], best: str, seen_platforms: list[str]) -> list[str]:
+        found = set(stated)
         if best == "interference.extortion":
             found.add("extortion")
         if best == "interference.competitor_smear":

@@ -12,7 +12,7 @@ from . import taxonomy
 
 DATA_DIR = Path(__file__).parent / "data"
 FILES = ("documents", "types", "flags", "evidence", "measures", "platforms",
-         "channels", "routing", "faq", "cases", "drafting")
+         "channels", "routing", "faq", "cases", "drafting", "examples")
 CHANNEL_KINDS = ("platform", "province", "central", "police", "court")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)?$")
@@ -58,6 +58,7 @@ class KnowledgeBase:
     cases: dict[str, dict]
     data_dir: Path = field(default=DATA_DIR)
     drafting: dict[str, Any] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)   # sub-type -> descriptions
 
     def counts(self) -> dict[str, int]:
         return {
@@ -222,6 +223,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     faq = _check_faq(ck, raw["faq"])
     cases = _check_cases(ck, raw["cases"], subtypes, flags)
     drafting = _check_drafting(ck, raw["drafting"], flags, evidence)
+    examples = _check_examples(ck, raw["examples"], subtypes)
     for f in FILES:
         ck.all_sources(f, raw[f])
 
@@ -233,7 +235,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
         evidence=evidence, measures=measures, platforms=platforms,
         platform_exceptions=[str(w) for w in raw["platforms"].get("name_exceptions") or []],
         channels=raw["channels"], provinces=provinces, routing=raw["routing"],
-        faq=faq, cases=cases, data_dir=data_dir, drafting=drafting,
+        faq=faq, cases=cases, data_dir=data_dir, drafting=drafting, examples=examples,
     )
 
 
@@ -508,6 +510,25 @@ _DRAFT_KEYS = {
     "lines": ("enterprise", "self", "agent", "contact", "platform", "links", "type", "subtype", "facts",
               "reason", "reason_type_only", "evidence_more", "signature", "agent_signature", "date"),
 }
+
+
+def _check_examples(ck: _Checker, data: Any, subtypes: dict) -> dict:
+    """examples.yaml: sub-type -> realistic descriptions the classifier learns from."""
+    f = "examples"
+    block = data.get("examples") if isinstance(data, dict) else None
+    if not isinstance(block, dict):
+        ck.add(f, "", "examples", "missing or not a mapping of sub-type -> descriptions")
+        return {}
+    out = {}
+    for sid, texts in block.items():
+        if sid not in subtypes:
+            ck.add(f, sid, "", "unknown sub-type")
+            continue
+        if not isinstance(texts, list) or not all(isinstance(t, str) and t.strip() for t in texts):
+            ck.add(f, sid, "", "must be a list of non-empty descriptions")
+            continue
+        out[sid] = texts
+    return out
 
 
 def _check_drafting(ck: _Checker, data: Any, flags: dict, evidence: dict) -> dict:

@@ -8,6 +8,7 @@ from rapidfuzz import fuzz
 
 NEGATIONS = frozenset("不没未非无别")
 NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没"})
+NEGATION_REACH = 5     # characters before a cue in which a negating word still counts
 FUZZY_MIN_LEN = 4      # shorter cues only match exactly
 FUZZY_COVERAGE = 0.5   # share of a cue's bigrams that must occur before rapidfuzz is asked
 FUZZY_CUTOFF = 75.0    # rapidfuzz partial_ratio needed for a fuzzy hit
@@ -85,11 +86,21 @@ class CueIndex:
                     found.setdefault(pid, []).append(i)
         return found
 
-    def match(self, text: str, fuzzy: bool = True) -> list[tuple[int, float]]:
-        """(cue index, credit) for every cue found in text."""
-        found = self.found_parts(text)
+    def match(self, text: str, fuzzy: bool = True, found: dict[int, list[int]] | None = None,
+              enough: float | None = None) -> list[tuple[int, float]]:
+        """(cue index, credit) for every cue found in text (`found`: its found_parts, if known).
+
+        Fuzzy matching is a fallback for typos: it is skipped when some target already
+        has `enough` weight from exact hits."""
+        if found is None:
+            found = self.found_parts(text)
         hits = [(ci, 1.0) for pid in found for ci in self.cues_by_first.get(pid, ())
                 if len(self.cue_parts[ci]) == 1 or _near(self.cue_parts[ci], found)]
+        if fuzzy and enough is not None:
+            per_target: dict[str, float] = defaultdict(float)
+            for ci, _ in hits:
+                per_target[self.cues[ci].target] += self.cues[ci].weight
+            fuzzy = max(per_target.values(), default=0.0) < enough
         if fuzzy and len(text) >= FUZZY_MIN_LEN:
             hit = {ci for ci, _ in hits}
             hits.extend(self._fuzzy(text, hit))
@@ -123,7 +134,11 @@ class CueIndex:
                 if len(short[0] & chars) < short[1]:
                     continue
             cue = self.cues[ci].parts[0]
+            if cue in text:
+                continue        # there verbatim but negated: the exact pass already decided
             k = seen_at[ci]
+            if _negated(text, k):
+                continue
             window = text[max(0, k - len(cue)):k + 2 * len(cue)]
             score = fuzz.partial_ratio(cue, window, score_cutoff=FUZZY_CUTOFF)
             if score:
@@ -132,9 +147,14 @@ class CueIndex:
 
 
 def _negated(text: str, i: int) -> bool:
-    """A negation right before position i: 不属实, 没有要钱, 从来没注册."""
-    return (i > 0 and text[i - 1] in NEGATIONS) or text[max(0, i - 2):i] in NEGATION_WORDS \
-        or text[max(0, i - 3):i] in NEGATION_WORDS
+    """A negation right before position i (不属实), or a negating word a few
+    characters before it in the same clause (没有要钱, 不是竞争对手)."""
+    if i > 0 and text[i - 1] in NEGATIONS:
+        return True
+    before = text[max(0, i - NEGATION_REACH):i]
+    for stop in ",.;!?，。；！？":
+        before = before.rpartition(stop)[2]
+    return any(w in before for w in NEGATION_WORDS)
 
 
 def _near(pids: tuple[int, ...], found: dict[int, list[int]]) -> bool:

@@ -14,7 +14,10 @@ from knowledge.text import normalise, to_traditional
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "eval" / "dev_cases.jsonl"
-HELDOUT_LIKE = ROOT / "tests" / "data" / "heldout_like.jsonl"
+# heldout_like and heldout_b were written independently and are now the classifier's
+# examples (knowledge/data/examples.yaml); heldout_c is kept out of everything the
+# classifier learns from, so it measures how descriptions written by others fare.
+HELDOUT_C = ROOT / "tests" / "data" / "heldout_c.jsonl"
 
 # One description per sub-type, written for these tests (not taken from
 # dev_cases.jsonl or from the `examples:` of types.yaml).
@@ -458,10 +461,18 @@ def test_dev_set_figures():
     assert f["platform_accuracy"] >= 0.98, f
 
 
-@pytest.mark.skipif(not HELDOUT_LIKE.exists(), reason="tests/data/heldout_like.jsonl absent")
-def test_heldout_like_figures():
-    f = _evaluate()(HELDOUT_LIKE)
-    print("heldout_like:", f)
-    assert f["cases"] >= 50
-    assert f["type_top1"] >= 0.80, f
-    assert f["subtype_top3"] >= 0.85, f
+def test_heldout_c_figures():
+    f = _evaluate()(HELDOUT_C)
+    print("heldout_c:", f)
+    assert f["cases"] >= 100
+    assert f["type_top1"] >= 0.85, f
+    assert f["subtype_top3"] >= 0.90, f
+    assert f["platform_accuracy"] >= 0.98, f
+
+
+def test_the_held_out_set_is_not_among_the_examples():
+    import json
+    from knowledge import knowledge
+    learned = {t for texts in knowledge().examples.values() for t in texts}
+    held_out = [json.loads(line)["text"] for line in HELDOUT_C.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert not learned.intersection(held_out)
