@@ -93,12 +93,36 @@ class TerminalChat:
                         "error": str(e)}
             await reminders.after_transition(self.store, case, _now(), reminder_days(), owner=self.owner)
             return {"type": "transitioned", "case": await self.store.get(case["id"], owner=self.owner)}
+        if kind in ("mark_evidence", "add_attachment", "add_links"):
+            return await self._update(effect)
         if kind == "snooze":
             from bot import reminders
             from bot.config import reminder_days
             await reminders.snooze(self.store, effect["case_id"], reminder_days(), _now(), owner=self.owner)
             return {"type": "snoozed", "days": reminder_days()}
         return None
+
+    async def _update(self, effect: dict) -> dict:
+        """Evidence marked as provided, a file or links added to a saved case."""
+        case = await self.store.get(effect["case_id"], owner=self.owner)
+        if case is None:
+            return {"type": "case", "case": None}
+        answer = {"type": "updated"}
+        if effect["effect"] == "mark_evidence":
+            evidence = [dict(e, provided=True) if e.get("id") == effect["item"] else e
+                        for e in case.get("evidence") or []]
+            changes = {"evidence": evidence}
+        elif effect["effect"] == "add_attachment":
+            attachment = dict(effect["attachment"], received_at=_now().isoformat(timespec="seconds"))
+            changes = {"attachments": list(case.get("attachments") or []) + [attachment]}
+            answer["attachment"] = attachment.get("name")
+        else:
+            links = list(case.get("links") or [])
+            links += [link for link in effect["links"] if link not in links]
+            changes = {"links": links}
+            answer["links"] = True
+        answer["case"] = await self.store.update(case["id"], changes, owner=self.owner)
+        return answer
 
     async def due_reminders(self) -> None:
         """Reminders due for this user are shown when the chat starts."""

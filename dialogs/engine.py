@@ -71,7 +71,7 @@ class Engine:
         if kind == "saved":
             self._saved(state, event, out)
             return
-        if kind in ("cases", "case", "transitioned", "snoozed", "reminder"):
+        if kind in ("cases", "case", "transitioned", "snoozed", "reminder", "updated"):
             self.tracker.event(state, event, out)
             return
         if kind == "file":
@@ -371,6 +371,9 @@ class Engine:
         limit = self.flow.limits["file_mb"]
         if not isinstance(size, (int, float)) or size > limit * 1024 * 1024:
             out.append(self._msg("file_too_large", name=name, limit=limit))
+        elif self.tracker.wants_file(state):
+            self.tracker.file(state, {k: event.get(k) for k in ("size", "ref", "mime", "sha256")} | {"name": name}, out)
+            return
         else:
             state["case"]["attachments"].append(
                 {k: event.get(k) for k in ("name", "size", "ref", "mime", "sha256")} | {"name": name})

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .lifecycle import load_lifecycle, missing_evidence, next_action
+from .lifecycle import load_lifecycle, missing_evidence, next_action, next_channel
 
-ACTIONS = ("submitted", "action_taken", "rejected", "escalated", "withdraw")
+ACTIONS = ("evidence", "submitted", "action_taken", "rejected", "escalated", "withdraw")
 
 
 class Tracker:
@@ -32,7 +32,10 @@ class Tracker:
         if value.startswith("case:"):
             return value[5:] in (p.get("case_ids") or [])
         if value.startswith("act:"):
-            return bool(p.get("open_case")) and value[4:] in (p.get("acts") or [])
+            act = value[4:]
+            if act == "escalate_confirm":
+                return bool(p.get("open_case")) and bool(p.get("escalate_to"))
+            return bool(p.get("open_case")) and act in (p.get("acts") or [])
         if value.startswith("rem:"):
             parts = value.split(":", 2)
             return len(parts) == 3 and parts[2] in (p.get("reminders") or [])
@@ -49,10 +52,12 @@ class Tracker:
         elif value.startswith("rem:"):
             _, action, case_id = value.split(":", 2)
             p["open_case"] = case_id
+            p.pop("reminder_buttons", None)
             if action == "wait":
                 out.append({"effect": "snooze", "case_id": case_id})
             elif action == "none":
-                out.append({"effect": "transition", "case_id": case_id, "to": "escalated"})
+                p["then"] = "escalate"
+                out.append({"effect": "get_case", "case_id": case_id})
             else:
                 p["acts"] = ["action_taken"]
                 self._act(state, "action_taken", out)
@@ -63,7 +68,14 @@ class Tracker:
         if action == "withdraw":
             out.append({"effect": "transition", "case_id": case_id, "to": "closed", "reason": "withdrawn"})
         elif action == "escalated":
-            out.append({"effect": "transition", "case_id": case_id, "to": "escalated"})
+            self._escalate_offer(state, out)
+        elif action == "escalate_confirm":
+            step = p.pop("escalate_to")
+            out.append({"effect": "transition", "case_id": case_id, "to": "escalated", "channel": step["channel"]})
+        elif action == "evidence":
+            p["track"] = {"to": None, "ask": "evidence"}
+            state["step"] = "track"
+            out.extend(self.prompt(state))
         else:
             p["track"] = {"to": action, "ask": {"submitted": "channel", "action_taken": "outcome",
                                                 "rejected": "reason"}[action]}
@@ -74,6 +86,9 @@ class Tracker:
         """Buttons of the open case and the case list, so typed words can pick them."""
         p = state["pending"]
         opts = [{"label": self.b[a], "value": f"act:{a}"} for a in p.get("acts") or []] if p.get("open_case") else []
+        opts += list(p.get("reminder_buttons") or [])
+        if p.get("open_case") and p.get("escalate_to"):
+            opts.append({"label": self.b["escalate_confirm"], "value": "act:escalate_confirm"})
         return opts + [{"label": self.b["my_cases"], "value": "cases"}]
 
     def options(self, state: dict) -> list[dict]:
@@ -85,11 +100,16 @@ class Tracker:
             return [{"label": self.b["no_ref"], "value": "ref:none"}]
         if ask == "outcome":
             return [{"label": label, "value": f"out:{oid}"} for oid, label in self.lc.outcomes.items()]
+        if ask == "evidence":
+            missing = state["pending"].get("missing") or []
+            return [{"label": title, "value": f"ev:{item}"} for item, title in missing[:8]] + [
+                {"label": self.b["evidence_finish"], "value": "ev:done"}]
         return []
 
     def prompt(self, state: dict) -> list[dict]:
         ask = (state["pending"].get("track") or {}).get("ask")
-        key = {"channel": "ask_channel", "ref": "ask_ref", "outcome": "ask_outcome", "reason": "ask_reason"}.get(ask)
+        key = {"channel": "ask_channel", "ref": "ask_ref", "outcome": "ask_outcome", "reason": "ask_reason",
+               "evidence": "ask_evidence"}.get(ask)
         if not key:
             return []
         reply = {"text": self._text(key)}
@@ -100,6 +120,14 @@ class Tracker:
 
     def track_value(self, state: dict, value: str, out: list[dict]) -> None:
         track = state["pending"]["track"]
+        if value.startswith("ev:"):
+            if value == "ev:done":
+                state["pending"].pop("track")
+                state["step"] = "done"
+                out.append({"effect": "get_case", "case_id": state["pending"]["open_case"]})
+            else:
+                out.append({"effect": "mark_evidence", "case_id": state["pending"]["open_case"], "item": value[3:]})
+            return
         if value.startswith("ch:"):
             track["channel"] = value[3:]
             track["ask"] = "ref"
@@ -111,6 +139,13 @@ class Tracker:
 
     def track_text(self, state: dict, text: str, out: list[dict]) -> bool:
         track = state["pending"].get("track") or {}
+        if track.get("ask") == "evidence":
+            from knowledge.text import extract_links
+            links = [link for link, _host in extract_links(text)]
+            if not links:
+                return False
+            out.append({"effect": "add_links", "case_id": state["pending"]["open_case"], "links": links[:10]})
+            return True
         if track.get("ask") == "ref":
             track["ref"] = text.strip()[:60]
         elif track.get("ask") == "reason":
@@ -127,8 +162,32 @@ class Tracker:
         state["step"] = "done"
         out.append(effect)
 
+    def wants_file(self, state: dict) -> bool:
+        """A file sent while adding evidence to a saved case goes to that case."""
+        return state["step"] == "track" and (state["pending"].get("track") or {}).get("ask") == "evidence"
+
+    def file(self, state: dict, attachment: dict, out: list[dict]) -> None:
+        out.append({"effect": "add_attachment", "case_id": state["pending"]["open_case"], "attachment": attachment})
+
     def event(self, state: dict, event: dict, out: list[dict]) -> None:
         kind = event.get("type")
+        if kind == "updated":
+            case = event.get("case")
+            if isinstance(case, dict):
+                if event.get("attachment"):
+                    out.append({"text": self._text("attachment_saved", name=event["attachment"], case_id=case["id"])})
+                if event.get("links"):
+                    out.append({"text": self._text("links_saved", case_id=case["id"])})
+                self._card(state, case, [])          # refresh what is missing
+                if self.wants_file(state):
+                    if state["pending"].get("missing"):
+                        out.extend(self.prompt(state))
+                    else:
+                        out.append({"text": self._text("evidence_done")})
+                        state["pending"].pop("track", None)
+                        state["step"] = "done"
+                        self._card(state, case, out)
+            return
         if kind == "cases":
             self._list(state, event.get("cases") or [], out)
         elif kind == "case":
@@ -137,6 +196,8 @@ class Tracker:
                 out.append({"text": self._text("not_found")})
             else:
                 self._card(state, case, out)
+                if state["pending"].pop("then", None) == "escalate":
+                    self._escalate_offer(state, out)
         elif kind == "transitioned":
             case = event.get("case")
             if event.get("error") or not isinstance(case, dict):
@@ -152,6 +213,8 @@ class Tracker:
             reply = event.get("reply")
             if isinstance(case_id, str) and isinstance(reply, dict):
                 state["pending"].setdefault("reminders", []).append(case_id)
+                # typed answers ("没回应") pick these buttons too
+                state["pending"]["reminder_buttons"] = [b for row in reply.get("buttons") or [] for b in row]
                 out.append(reply)
 
     # ── rendering ───────────────────────────────────────────────────
@@ -166,6 +229,7 @@ class Tracker:
             item = self._text("list_item", case_id=c["id"], status=self.lc.label(c.get("status")),
                               age=_age_days(c.get("created_at")), type=self._type_title(c))
             lines.append(item)
+            lines.append(self._text("list_next", next_action=next_action(c, self.lc)))
             buttons.append([{"label": item, "value": f"case:{c['id']}"}])
         out.append({"text": "\n".join(lines), "buttons": buttons})
 
@@ -179,6 +243,9 @@ class Tracker:
                             type=self._type_title(case), platform=self.e.card.platform_name(case.get("platform")),
                             next_action=next_action(case, self.lc))]
         missing = missing_evidence(case)
+        p["missing"] = [[m.get("id"), m.get("title", "")] for m in missing if m.get("id")]
+        nxt = next_channel(case, self.lc) if case.get("status") not in ("draft", "ready", "new", "closed") else None
+        p["next_step"] = {"channel": nxt.get("channel"), "what": nxt.get("what", "")} if nxt else None
         if missing:
             lines.append(self._text("case_missing", missing="、".join(m.get("title", "") for m in missing[:6])))
         history = case.get("history") or []
@@ -191,11 +258,24 @@ class Tracker:
             allowed = set(self.lc.allowed(case.get("status") or "draft"))
         except ValueError:
             allowed = set()
-        acts = [a for a in ACTIONS if (a == "withdraw" and "closed" in allowed) or a in allowed]
+        acts = [a for a in ACTIONS if (a == "withdraw" and "closed" in allowed) or a in allowed
+                or (a == "evidence" and case.get("status") != "closed" and p["missing"])]
         p["acts"] = acts
         buttons = [[{"label": self.b[a], "value": f"act:{a}"}] for a in acts]
         buttons.append([{"label": self.b["my_cases"], "value": "cases"}])
         out.append({"text": "\n".join(lines), "buttons": buttons})
+
+    def _escalate_offer(self, state: dict, out: list[dict]) -> None:
+        p = state["pending"]
+        step = p.get("next_step")
+        if not step:
+            out.append({"text": self._text("escalate_none")})
+            return
+        p["escalate_to"] = step
+        out.append({"text": self._text("escalate_offer", channel=self.lc.channel_label(step["channel"]),
+                                        what=str(step.get("what", "")).strip()),
+                    "buttons": [[{"label": self.b["escalate_confirm"], "value": "act:escalate_confirm"}],
+                                [{"label": self.b["my_cases"], "value": "cases"}]]})
 
     def _type_title(self, case: dict) -> str:
         sid = case.get("subtype")

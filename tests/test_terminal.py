@@ -68,7 +68,8 @@ def test_a_saved_case_is_followed_in_a_later_chat(tmp_path):
     first = chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
                   "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
     assert "已保存为案件 HQ-" in first.stdout, first.stdout[-2000:]
-    later = chat(["/cases", "1", "我已提交", "1", "WB-2026-001", "没有回应,升级", "/quit"], tmp_path)
+    later = chat(["/cases", "1", "我已提交", "1", "WB-2026-001", "没有回应,升级", "我已提交到下一个渠道", "/quit"],
+                 tmp_path)
     out = later.stdout
     assert "您的案件" in out
     assert '现在是"已提交"' in out
@@ -84,3 +85,45 @@ def test_someone_elses_case_number_reveals_nothing(tmp_path):
     assert not any("effect" in r for r in replies)        # never asked the store for it
     state, replies = engine.handle(state, {"type": "button", "value": "act:withdraw"})
     assert not any("effect" in r for r in replies)
+
+
+def test_evidence_is_marked_links_added_and_escalation_confirmed(tmp_path):
+    chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
+          "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
+    run = chat(["/cases", "1", "补充材料", "举报说明", "https://weibo.com/123/AbCd", "完成",
+                "我已提交", "平台", "WB-001", "没有回应,升级", "我已提交到下一个渠道", "/quit"], tmp_path)
+    out = run.stdout
+    assert "已把链接记进案件" in out
+    assert "还缺 5 项" in out                      # 举报说明 is marked as provided
+    assert "下一步:向属地网信办举报" in out          # the next channel is shown before moving on
+    assert '现在是"已升级"' in out
+    assert "Traceback" not in run.stderr
+
+
+def test_a_reminder_is_shown_when_a_submitted_case_has_had_no_news(tmp_path, monkeypatch):
+    import asyncio
+    from datetime import datetime, timedelta, timezone
+
+    from bot.store import open_store
+    from bot import reminders
+
+    chat(["有自媒体说我们公司资金链断裂马上破产", "1", "微博", "暂时没有链接",
+          "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
+
+    async def submit_long_ago():
+        store = open_store(tmp_path)
+        try:
+            (case,) = await store.list()
+            then = datetime.now(timezone.utc) - timedelta(days=10)
+            await store.append_event(case["id"], {"when": then.isoformat(), "who": "test", "to": "submitted",
+                                                   "channel": "platform"})
+            await reminders.schedule_after_submit(store, case["id"], 7, then)
+            return case["id"]
+        finally:
+            await store.close()
+
+    case_id = asyncio.run(submit_long_ago())
+    run = chat(["没回应", "/quit"], tmp_path)
+    out = run.stdout
+    assert case_id in out and "不是法定期限" in out
+    assert "下一步:向属地网信办举报" in out
