@@ -22,6 +22,10 @@ from .flow import Flow, load_flow
 
 STATE_VERSION = 1
 MAX_HISTORY = 30
+# ASCII punctuation written next to Chinese (much of the knowledge base is typed that way)
+_HAN = "\u3400-\u9fff\uff00-\uffef\u3000-\u303f"
+_PUNCT = re.compile(rf"(?<=[{_HAN}])[,:;?!()]|[,:;?!()](?=[{_HAN}])|(?<=[{_HAN}])\((?=[^)]*\))")
+_FULL = {",": "，", ":": "：", ";": "；", "?": "？", "!": "！", "(": "（", ")": "）"}
 _SIMPLIFIED_ONLY = re.compile(r"[们这个说发对时会来为过还没问题国实现经应关学动种]")
 GLOBAL_PREFIXES = ("faq:", "topic:", "show:")
 
@@ -570,23 +574,37 @@ class Engine:
         return self._msg(key)
 
     def _localise(self, state: dict, replies: list[dict]) -> list[dict]:
-        if state.get("lang") != "hant":
-            return replies
+        """Chinese punctuation, and Traditional characters for users who write them."""
+        convert = to_traditional if state.get("lang") == "hant" else (lambda t: t)
+
+        def finish(text: str) -> str:
+            return convert(typeset(text))
+
         out = []
         for r in replies:
             r = dict(r)
             if "text" in r:
-                r["text"] = to_traditional(r["text"])
+                r["text"] = finish(r["text"])
             if "buttons" in r:
-                r["buttons"] = [[dict(b, label=to_traditional(b["label"])) for b in row] for row in r["buttons"]]
+                r["buttons"] = [[dict(b, label=finish(b["label"])) for b in row] for row in r["buttons"]]
             if "file" in r:
-                r["file"] = dict(r["file"], content=to_traditional(r["file"]["content"]))
+                r["file"] = dict(r["file"], content=finish(r["file"]["content"]))
             out.append(r)
         return out
 
 
 class _Restart(Exception):
     pass
+
+
+def typeset(text: str) -> str:
+    """Full-width punctuation where it stands next to Chinese; links are left alone."""
+    for _ in range(3):      # nested brackets: ")" after ")" is converted on the next pass
+        done = _PUNCT.sub(lambda m: _FULL[m.group(0)], text)
+        if done == text:
+            break
+        text = done
+    return text
 
 
 def to_simplified_lower(text: str) -> str:

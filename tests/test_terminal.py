@@ -26,7 +26,7 @@ def test_a_scripted_conversation_reaches_the_plan_and_saves_a_case(tmp_path):
     run = chat(lines, tmp_path)
     assert run.returncode == 0, run.stderr
     out = run.stdout
-    assert "谣言性信息" in out and "第十条(四)" in out
+    assert "谣言性信息" in out and "第十条（四）" in out
     assert "举报渠道" in out and "广东" in out
     assert "青禾食品有限公司" in out            # the draft is filled in
     assert "已保存为案件 HQ-" in out
@@ -95,7 +95,7 @@ def test_evidence_is_marked_links_added_and_escalation_confirmed(tmp_path):
     out = run.stdout
     assert "已把链接记进案件" in out
     assert "还缺 5 项" in out                      # 举报说明 is marked as provided
-    assert "下一步:向属地网信办举报" in out          # the next channel is shown before moving on
+    assert "下一步：向属地网信办举报" in out          # the next channel is shown before moving on
     assert '现在是"已升级"' in out
     assert "Traceback" not in run.stderr
 
@@ -126,4 +126,4 @@ def test_a_reminder_is_shown_when_a_submitted_case_has_had_no_news(tmp_path, mon
     run = chat(["没回应", "/quit"], tmp_path)
     out = run.stdout
     assert case_id in out and "不是法定期限" in out
-    assert "下一步:向属地网信办举报" in out
+    assert "下一步：向属地网信办举报" in out
