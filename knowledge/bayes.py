@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SMOOTHING = 0.1
+SMOOTHING = 0.3
 
 
 def features(compact: str) -> set[str]:

@@ -19,7 +19,9 @@ DECAY = 0.6            # the k-th cue of the same target counts DECAY**k
 EXAMPLE_FLOOR = 45.0   # rapidfuzz ratio below which an example says nothing
 EXAMPLE_WEIGHT = 1.2
 FUZZY_ENOUGH = 2.5     # exact evidence this strong for one target: no typo search
-BAYES_WEIGHT = 1.0     # the naive Bayes posterior of a sub-type adds up to this
+BAYES_WEIGHT = 1.5     # the naive Bayes posterior of a sub-type adds up to this ...
+BAYES_OTHER = 0.7      # share of it a ".other" sub-type gets
+BAYES_DAMPING = 0.0    # ... divided by (1 + this x the best score from cues)
 NOTHING = 0.35         # raw score of out_of_scope.other when nothing matched
 UNSURE_BELOW = 0.5     # a best score under this is reported as unsure
 MIN_CANDIDATES = 3
@@ -139,9 +141,15 @@ class Classifier:
         if text and self.bayes is not None:
             posterior = self.bayes.posterior({text[k:k + 2] for k in range(len(text) - 1)})
             if posterior is not None:
+                # the more the cues already say, the less the learned guess weighs
+                weight = BAYES_WEIGHT / (1.0 + BAYES_DAMPING * max(raw.values(), default=0.0))
                 for sid, p in zip(self.subtypes, posterior.tolist()):
-                    raw[sid] += BAYES_WEIGHT * p
-                    learned[sid] = BAYES_WEIGHT * p
+                    if sid.endswith(".other") or (sid.startswith("out_of_scope") and sid not in total):
+                        # a catch-all is chosen for lack of specifics, and "not infringement"
+                        # needs a stated reason: wording alone weighs less there
+                        p *= BAYES_OTHER
+                    raw[sid] += weight * p
+                    learned[sid] = weight * p
         if text and self.examples:
             for _, sim, idx in process.extract(text, self.examples, scorer=fuzz.ratio,
                                                limit=3, score_cutoff=EXAMPLE_FLOOR):

@@ -12,7 +12,7 @@ NEGATION_REACH = 5     # characters before a cue in which a negating word still 
 FUZZY_MIN_LEN = 4      # shorter cues only match exactly
 FUZZY_COVERAGE = 0.5   # share of a cue's bigrams that must occur before rapidfuzz is asked
 FUZZY_CUTOFF = 75.0    # rapidfuzz partial_ratio needed for a fuzzy hit
-FUZZY_CREDIT = 0.7     # a fuzzy hit counts this much of an exact one
+FUZZY_CREDIT = 0.9     # a fuzzy hit counts this much of an exact one
 WINDOW = 16            # the parts of an "A+B" cue must lie within this many characters
 
 
