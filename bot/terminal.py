@@ -87,7 +87,7 @@ class TerminalChat:
             kw = {k: effect[k] for k in ("channel", "ref", "outcome", "reason") if effect.get(k)}
             try:
                 case = await record(self.store, effect["case_id"], effect["to"], owner=self.owner,
-                                    who=f"{self.owner['messenger']}:{self.owner['user_id']}", now=_now(), **kw)
+                                    who=self._who(), now=_now(), **kw)
             except (TransitionRefused, CaseNotFound) as e:
                 return {"type": "transitioned", "case": await self.store.get(effect["case_id"], owner=self.owner),
                         "error": str(e)}
@@ -139,8 +139,13 @@ class TerminalChat:
     async def _save(self, record: dict) -> str | None:
         if self.store is None:
             return None
-        case = await self.store.create(dict(record, owner=self.owner))
+        created = {"when": _now().isoformat(timespec="seconds"), "who": self._who(), "from": None,
+                   "to": record.get("status", "draft"), "note": "保存为案件"}
+        case = await self.store.create(dict(record, owner=self.owner, history=[created]))
         return case["id"]
+
+    def _who(self) -> str:
+        return f"{self.owner['messenger']}:{self.owner['user_id']}"
 
     def _save_file(self, f: dict) -> str:
         if self.drafts_dir is None:

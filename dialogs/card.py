@@ -129,6 +129,7 @@ class CardBuilder:
         record["evidence"] = [{"id": e["id"], "title": e["title"], "group": e.get("group"),
                                "required": e.get("required", True), "provided": False}
                               for e in self.evidence(case)]
+        record["status"] = "draft"
         return record
 
     def draft_file(self, case: dict) -> dict:

@@ -186,7 +186,11 @@ class Tracker:
                         out.append({"text": self._text("evidence_done")})
                         state["pending"].pop("track", None)
                         state["step"] = "done"
-                        self._card(state, case, out)
+                        if case.get("status") in ("draft", "new"):
+                            # materials complete: the case is ready to be submitted
+                            out.append({"effect": "transition", "case_id": case["id"], "to": "ready"})
+                        else:
+                            self._card(state, case, out)
             return
         if kind == "cases":
             self._list(state, event.get("cases") or [], out)

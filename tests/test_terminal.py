@@ -127,3 +127,26 @@ def test_a_reminder_is_shown_when_a_submitted_case_has_had_no_news(tmp_path, mon
     out = run.stdout
     assert case_id in out and "不是法定期限" in out
     assert "下一步：向属地网信办举报" in out
+
+
+def test_a_case_with_all_materials_becomes_ready(tmp_path):
+    chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
+          "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
+    lines = ["/cases", "1", "补充材料"] + ["1"] * 7 + ["/quit"]     # the seven Art. 5 materials
+    run = chat(lines, tmp_path)
+    assert "材料都已备齐" in run.stdout
+    assert '现在是"材料齐全"' in run.stdout
+    import asyncio
+    from bot.store import open_store
+
+    async def history():
+        store = open_store(tmp_path)
+        try:
+            (case,) = await store.list()
+            return case
+        finally:
+            await store.close()
+    case = asyncio.run(history())
+    assert case["status"] == "ready"
+    assert [e["to"] for e in case["history"]] == ["draft", "ready"]
+    assert all(e["provided"] for e in case["evidence"] if e["required"])
