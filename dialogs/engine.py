@@ -525,6 +525,10 @@ class Engine:
         labels = {to_simplified_lower(o["label"]): o["value"] for o in options}
         if t in labels:
             return labels[t]
+        bare = t.rstrip("。.!！")
+        for o in options:
+            if bare in (o.get("words") or ()):
+                return o["value"]
         if state["step"] in ("describe", "enterprise") or len(t) < 2:
             return None   # free text expected: only exact words pick a button
         best = process.extractOne(t, list(labels), scorer=fuzz.partial_ratio, score_cutoff=90)
@@ -554,9 +558,10 @@ class Engine:
         return state
 
     def _note_language(self, state: dict, text: str) -> None:
+        """Reply in the script the user writes; a short answer does not switch back."""
         if is_traditional(text):
             state["lang"] = "hant"
-        elif _SIMPLIFIED_ONLY.search(text):
+        elif len(set(_SIMPLIFIED_ONLY.findall(text))) >= 2:
             state["lang"] = "hans"
 
     def _reading(self, sid: str) -> list[dict]:

@@ -176,7 +176,8 @@ def looks_like_question(text: str, kb=None) -> bool:
         return True
     trailing = normalise(str(cfg.get("trailing") or "")).text + " "
     tail = s.rstrip(trailing)
-    if any(tail.endswith(str(e)) for e in cfg.get("endings") or []):
+    # a particle ends a question only after something was asked: "否" alone is an answer
+    if any(tail.endswith(str(e)) and len(tail) > len(str(e)) for e in cfg.get("endings") or []):
         return True
     limit = int(cfg.get("max_chars_for_words") or 60)
     if len(tail) > limit:

@@ -294,3 +294,22 @@ def test_a_file_is_kept_as_an_attachment_and_a_huge_one_refused(engine):
 
 def test_new_state_is_json(engine):
     assert json.loads(json.dumps(new_state())) == new_state()
+
+
+def test_a_bare_no_at_the_link_step_means_no_link(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
+    state, replies = engine.handle(state, answer_for(state, replies, CASES[2][0]))
+    state, replies = engine.handle(state, {"type": "button", "value": "platform:weibo"})
+    assert state["step"] == "link"
+    state, replies = engine.handle(state, {"type": "text", "text": "否"})
+    assert state["step"] == "facts"
+    assert "链接" in texts(replies)          # reminded to add the link before submitting
+
+
+def test_a_short_simplified_answer_keeps_traditional_replies(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": "有個帳號一直說我們公司要倒閉了，資金鏈斷裂，全是造謠"})
+    state, replies = engine.handle(state, {"type": "text", "text": "1"})
+    state, replies = engine.handle(state, {"type": "text", "text": "跳过"})
+    assert state["lang"] == "hant"
