@@ -19,9 +19,8 @@ DECAY = 0.6            # the k-th cue of the same target counts DECAY**k
 EXAMPLE_FLOOR = 45.0   # rapidfuzz ratio below which an example says nothing
 EXAMPLE_WEIGHT = 1.2
 FUZZY_ENOUGH = 2.5     # exact evidence this strong for one target: no typo search
-BAYES_WEIGHT = 1.5     # the naive Bayes posterior of a sub-type adds up to this ...
-BAYES_OTHER = 0.7      # share of it a ".other" sub-type gets
-BAYES_DAMPING = 0.0    # ... divided by (1 + this x the best score from cues)
+BAYES_WEIGHT = 1.5     # the naive Bayes posterior of a sub-type adds up to this
+BAYES_OTHER = 0.7      # share of it a catch-all, or an unexplained out-of-scope reading, gets
 NOTHING = 0.35         # raw score of out_of_scope.other when nothing matched
 UNSURE_BELOW = 0.5     # a best score under this is reported as unsure
 MIN_CANDIDATES = 3
@@ -45,6 +44,9 @@ class Result:
         out.update(type=self.type, subtype=self.subtype, candidates=self.candidates,
                    platform=self.platform, flags=self.flags, unsure=self.unsure)
         return out
+
+
+_DECAYS = [DECAY ** k for k in range(64)]
 
 
 def _squash(raw: float) -> float:
@@ -81,6 +83,9 @@ class Classifier:
         learned += [(e, sid) for e, sid in zip(self.examples, self.example_target)]
         self.bayes = CharBayes(self.subtypes, learned) if learned else None
         self.type_of = {sid: taxonomy.type_of(sid) for sid in self.subtypes}
+        self.type_key = {sid: f"type:{tid}" for sid, tid in self.type_of.items()}
+        self.catch_all = {sid: sid.endswith(".other") and not sid.startswith("out_of_scope") for sid in self.subtypes}
+        self.not_infringement = {sid: sid.startswith("out_of_scope") for sid in self.subtypes}
         self.order = {sid: i for i, sid in enumerate(self.subtypes)}
         self.platforms = PlatformResolver(kb.platforms, kb.platform_exceptions)
 
@@ -125,31 +130,29 @@ class Classifier:
             length = len(self.index.parts[pid])
             if any(not blocked.intersection(range(i, i + length)) for i in found[pid]):
                 stated.add(self.index.cues[ci].target[5:])
-        total = {target: sum(c * DECAY ** k for k, c in enumerate(sorted(cs, reverse=True)))
+        total = {target: sum(c * d for c, d in zip(sorted(cs, reverse=True), _DECAYS))
                  for target, cs in credits.items()}
         for target in [t for t in total if t.startswith("block:")]:
             total.pop(target[6:], None)     # a blocking phrase silences the sub-type's own cues
         raw: dict[str, float] = {}
-        for sid, tid in self.type_of.items():
-            type_raw = total.get(f"type:{tid}", 0.0)
+        for sid in self.subtypes:
+            type_raw = total.get(self.type_key[sid], 0.0)
             own = total.get(sid, 0.0)
             score = own + TYPE_SHARE * type_raw
-            if sid.endswith(".other") and tid != "out_of_scope" and (type_raw or own):
+            if self.catch_all[sid] and (type_raw or own):
                 score += OTHER_BASE
             raw[sid] = score
         learned: dict[str, float] = {}
         if text and self.bayes is not None:
             posterior = self.bayes.posterior({text[k:k + 2] for k in range(len(text) - 1)})
             if posterior is not None:
-                # the more the cues already say, the less the learned guess weighs
-                weight = BAYES_WEIGHT / (1.0 + BAYES_DAMPING * max(raw.values(), default=0.0))
                 for sid, p in zip(self.subtypes, posterior.tolist()):
-                    if sid.endswith(".other") or (sid.startswith("out_of_scope") and sid not in total):
+                    if sid.endswith(".other") or (self.not_infringement[sid] and sid not in total):
                         # a catch-all is chosen for lack of specifics, and "not infringement"
                         # needs a stated reason: wording alone weighs less there
                         p *= BAYES_OTHER
-                    raw[sid] += weight * p
-                    learned[sid] = weight * p
+                    raw[sid] += BAYES_WEIGHT * p
+                    learned[sid] = BAYES_WEIGHT * p
         if text and self.examples:
             for _, sim, idx in process.extract(text, self.examples, scorer=fuzz.ratio,
                                                limit=3, score_cutoff=EXAMPLE_FLOOR):

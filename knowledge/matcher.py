@@ -8,6 +8,7 @@ from rapidfuzz import fuzz
 
 NEGATIONS = frozenset("不没未非无别")
 NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没"})
+_NEGATION_STARTS = frozenset(w[0] for w in NEGATION_WORDS)
 NEGATION_REACH = 5     # characters before a cue in which a negating word still counts
 FUZZY_MIN_LEN = 4      # shorter cues only match exactly
 FUZZY_COVERAGE = 0.5   # share of a cue's bigrams that must occur before rapidfuzz is asked
@@ -152,6 +153,8 @@ def _negated(text: str, i: int) -> bool:
     if i > 0 and text[i - 1] in NEGATIONS:
         return True
     before = text[max(0, i - NEGATION_REACH):i]
+    if _NEGATION_STARTS.isdisjoint(before):
+        return False
     for stop in ",.;!?，。；！？":
         before = before.rpartition(stop)[2]
     return any(w in before for w in NEGATION_WORDS)
