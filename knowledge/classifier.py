@@ -1,6 +1,7 @@
 """Classify a description: ranked sub-types with scores, the type, the platform and the flags."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ DECAY = 0.6            # the k-th cue of the same target counts DECAY**k
 EXAMPLE_FLOOR = 45.0   # rapidfuzz ratio below which an example says nothing
 EXAMPLE_WEIGHT = 1.2
 FUZZY_ENOUGH = 2.5     # exact evidence this strong for one target: no typo search
-BAYES_WEIGHT = 1.5     # the naive Bayes posterior of a sub-type adds up to this
+BAYES_WEIGHT = 2.0     # the naive Bayes posterior of a sub-type adds up to this
 BAYES_OTHER = 0.7      # share of it a catch-all, or an unexplained out-of-scope reading, gets
 NOTHING = 0.35         # raw score of out_of_scope.other when nothing matched
 UNSURE_BELOW = 0.5     # a best score under this is reported as unsure
@@ -47,6 +48,7 @@ class Result:
 
 
 _DECAYS = [DECAY ** k for k in range(64)]
+_NEGATED_SPAN = re.compile(r"(?:没有|不是|并非|从未|并无|从来没|从没|根本没)[^,.;!?，。；！？]{0,8}")
 
 
 def _squash(raw: float) -> float:
@@ -96,7 +98,7 @@ class Classifier:
         best_sid, best_raw = ranked[0]
         candidates = [{"subtype": sid, "score": _squash(r)} for sid, r in ranked[:max(MIN_CANDIDATES, 5)]]
         platform, seen = self.platforms.resolve(norm)
-        flags = self._flags(stated, best_sid, seen)
+        flags = self._flags(stated, best_sid if best_sid in fired else None, seen)
         second_type = next((r for sid, r in ranked if self.type_of[sid] != self.type_of[best_sid]), 0.0)
         # sure only with said evidence: what was learned from examples ranks, it does not decide
         said = best_raw - learned.get(best_sid, 0.0)
@@ -144,7 +146,8 @@ class Classifier:
             raw[sid] = score
         learned: dict[str, float] = {}
         if text and self.bayes is not None:
-            posterior = self.bayes.posterior({text[k:k + 2] for k in range(len(text) - 1)})
+            plain = _NEGATED_SPAN.sub("|", text)      # what is denied says nothing of the kind
+            posterior = self.bayes.posterior({plain[k:k + 2] for k in range(len(plain) - 1)})
             if posterior is not None:
                 for sid, p in zip(self.subtypes, posterior.tolist()):
                     if sid.endswith(".other") or (self.not_infringement[sid] and sid not in total):
@@ -161,7 +164,8 @@ class Classifier:
         raw["out_of_scope.other"] = max(raw["out_of_scope.other"], NOTHING)
         return raw, {k: v for k, v in fired.items() if not k.startswith(("type:", "block:"))}, stated, learned
 
-    def _flags(self, stated: set[str], best: str, seen_platforms: list[str]) -> list[str]:
+    def _flags(self, stated: set[str], best: str | None, seen_platforms: list[str]) -> list[str]:
+        """The flags the text states; `best` is the reading when its own cues said so."""
         found = set(stated)
         if best == "interference.extortion":
             found.add("extortion")
@@ -169,6 +173,6 @@ class Classifier:
             found.add("dispute")
         if len(seen_platforms) >= 2:
             found.add("cross_platform")
-        if taxonomy.type_of(best) == "out_of_scope":
+        if best and taxonomy.type_of(best) == "out_of_scope":
             found.clear()
         return [f for f in taxonomy.FLAGS if f in found]
