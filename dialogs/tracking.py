@@ -173,7 +173,7 @@ class Tracker:
         kind = event.get("type")
         if kind == "updated":
             case = event.get("case")
-            if isinstance(case, dict):
+            if _valid(case):
                 if event.get("attachment"):
                     out.append({"text": self._text("attachment_saved", name=event["attachment"], case_id=case["id"])})
                 if event.get("links"):
@@ -193,10 +193,11 @@ class Tracker:
                             self._card(state, case, out)
             return
         if kind == "cases":
-            self._list(state, event.get("cases") or [], out)
+            cases = event.get("cases")
+            self._list(state, [c for c in cases if _valid(c)] if isinstance(cases, list) else [], out)
         elif kind == "case":
             case = event.get("case")
-            if not isinstance(case, dict):
+            if not _valid(case):
                 out.append({"text": self._text("not_found")})
             else:
                 self._card(state, case, out)
@@ -204,11 +205,11 @@ class Tracker:
                     self._escalate_offer(state, out)
         elif kind == "transitioned":
             case = event.get("case")
-            if event.get("error") or not isinstance(case, dict):
-                out.append({"text": self._text("refused", message=event.get("error") or "")})
+            if event.get("error") or not _valid(case):
+                out.append({"text": self._text("refused", message=str(event.get("error") or ""))})
             else:
-                out.append({"text": self._text("recorded", case_id=case["id"], status=self.lc.label(case["status"]))})
-            if isinstance(case, dict):
+                out.append({"text": self._text("recorded", case_id=case["id"], status=self.lc.label(case.get("status")))})
+            if _valid(case):
                 self._card(state, case, out)
         elif kind == "snoozed":
             out.append({"text": self._text("snoozed", days=event.get("days", ""))})
@@ -286,6 +287,11 @@ class Tracker:
         if sid in self.e.kb.subtypes:
             return self.e.card.subtype_label(sid)
         return str(case.get("type") or "")
+
+
+def _valid(case) -> bool:
+    """A case as the store hands it out (anything else is treated as not found)."""
+    return isinstance(case, dict) and isinstance(case.get("id"), str)
 
 
 def _age_days(created: str | None) -> int:
