@@ -71,7 +71,11 @@ class CardBuilder:
                 lines.append(self.flow.text("result_plan_step", **values))
             contact = step.get("contact_line")
             if contact:
-                lines.append(self.flow.text("result_contact", contact=contact))
+                # what no seed says is general knowledge, worded as such
+                key = "result_contact"
+                if not (step.get("contact") or {}).get("verified", True):
+                    key = "result_contact_unverified" if step["channel"] == "platform" else "result_contact_unverified_official"
+                lines.append(self.flow.text(key, contact=contact))
         out.append({"text": "\n".join(lines)})
 
         measures = expected_measures(self.kb, tid, flags)
