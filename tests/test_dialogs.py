@@ -313,3 +313,11 @@ def test_a_short_simplified_answer_keeps_traditional_replies(engine):
     state, replies = engine.handle(state, {"type": "text", "text": "1"})
     state, replies = engine.handle(state, {"type": "text", "text": "跳过"})
     assert state["lang"] == "hant"
+
+
+def test_unconfirmed_platform_instructions_are_worded_as_such(engine):
+    state, transcript = run_to_result(engine, CASES[2][1], CASES[2][0])   # the where step answers with a weibo link
+    plan = next(r["text"] for r in transcript[-1] if "举报渠道" in r.get("text", ""))
+    weibo = engine.kb.platforms["weibo"]["complaint"]
+    assert weibo.get("verified") is False
+    assert "以平台页面为准" in plan
