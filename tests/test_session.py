@@ -1,0 +1,75 @@
+"""A user's session against the case store: effects carried out, and only on the user's own cases."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.session import Session
+from bot.store import open_store
+from dialogs.engine import Engine
+
+INTAKE = ["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
+          "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件"]
+
+
+@pytest.fixture
+def engine():
+    return Engine()
+
+
+async def saved_case(session: Session) -> str:
+    session.start()
+    replies = []
+    for line in INTAKE:
+        replies = await session.turn({"type": "text", "text": line})
+    text = "\n".join(r.get("text", "") for r in replies)
+    assert "已保存为案件" in text
+    return session.state["case"]["case_id"]
+
+
+async def test_saving_creates_a_draft_owned_by_the_user(engine):
+    store = open_store(None, backend="memory")
+    alice = Session(engine, store, {"messenger": "telegram", "user_id": "1001"})
+    case_id = await saved_case(alice)
+    case = await store.get(case_id)
+    assert case["owner"] == {"messenger": "telegram", "user_id": "1001"}
+    assert case["status"] == "draft" and case["history"][0]["to"] == "draft"
+    assert case["enterprise"] == "青禾食品" and case["platform"] == "weibo"
+
+
+async def test_nobody_sees_or_changes_another_users_case(engine):
+    store = open_store(None, backend="memory")
+    alice = Session(engine, store, {"messenger": "telegram", "user_id": "1001"})
+    bob = Session(engine, store, {"messenger": "telegram", "user_id": "2002"})
+    case_id = await saved_case(alice)
+    bob.start()
+    listed = await bob.turn({"type": "command", "name": "cases"})
+    assert case_id not in "\n".join(r.get("text", "") for r in listed)
+    forged = await bob.turn({"type": "button", "value": f"case:{case_id}"})
+    assert case_id not in "\n".join(r.get("text", "") for r in forged)
+    # even if asked directly, the store answers as for a case that does not exist
+    assert await bob._carry_out({"effect": "get_case", "case_id": case_id}) == {"type": "case", "case": None}
+    answer = await bob._carry_out({"effect": "transition", "case_id": case_id, "to": "closed", "reason": "withdrawn"})
+    assert answer["error"] and answer["case"] is None
+    assert (await store.get(case_id))["status"] == "draft"
+
+
+async def test_a_due_reminder_reaches_only_its_owner(engine):
+    store = open_store(None, backend="memory")
+    later = datetime.now(timezone.utc) + timedelta(days=8)
+    alice = Session(engine, store, {"messenger": "telegram", "user_id": "1001"})
+    case_id = await saved_case(alice)
+    await alice.turn({"type": "command", "name": "cases"})
+    await alice.turn({"type": "button", "value": f"case:{case_id}"})
+    await alice.turn({"type": "text", "text": "我已提交"})
+    await alice.turn({"type": "text", "text": "平台"})
+    await alice.turn({"type": "text", "text": "没有编号"})
+    assert (await store.get(case_id))["status"] == "submitted"
+    bob = Session(engine, store, {"messenger": "telegram", "user_id": "2002"}, clock=lambda: later)
+    bob.start()
+    assert await bob.due_reminders() == []
+    alice_later = Session(engine, store, alice.owner, clock=lambda: later)
+    alice_later.start()
+    shown = await alice_later.due_reminders()
+    assert case_id in shown[0]["text"] and "不是法定期限" in shown[0]["text"]
