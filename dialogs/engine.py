@@ -442,9 +442,16 @@ class Engine:
     def _maybe_faq(self, state: dict, text: str, out: list[dict]) -> bool:
         from knowledge.faq import CONFIDENT, looks_like_question
         question = looks_like_question(text)
-        hits = self.faq.search(text, limit=1)
-        if hits and (question or hits[0][1] >= CONFIDENT):
+        hits = self.faq.search(text, limit=3)
+        if hits and hits[0][1] >= CONFIDENT:
             self._global(state, f"faq:{hits[0][0]['id']}", out)
+            return True
+        if hits and question:
+            # a weak match: offer it, do not assert it
+            out.append(self._msg("faq_maybe", buttons=[[{"label": e["question"], "value": f"faq:{e['id']}"}]
+                                                      for e, _score in hits]))
+            out.append(self._msg("faq_resume"))
+            out.extend(self._prompt(state))
             return True
         if question:
             out.append(self._msg("faq_unknown"))

@@ -321,3 +321,11 @@ def test_unconfirmed_platform_instructions_are_worded_as_such(engine):
     weibo = engine.kb.platforms["weibo"]["complaint"]
     assert weibo.get("verified") is False
     assert "以平台页面为准" in plan
+
+
+def test_a_weakly_matching_question_is_offered_not_asserted(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": "公司注销怎么办理？"})
+    assert "是不是想问" in texts(replies)
+    assert not any("——" in r.get("text", "") for r in replies)      # no cited answer given as if it fitted
+    assert any(v.startswith("faq:") for v in values(replies))
