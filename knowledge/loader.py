@@ -127,6 +127,12 @@ class _Checker:
             return []
         return [str(v) for v in value]
 
+    def refs(self, file: str, entry: dict, fld: str, known, message: str) -> None:
+        """Every id listed in entry[fld] must be one of `known`; message names what it should be."""
+        for value in self.strings(file, entry, fld):
+            if value not in known:
+                self.add(file, _name(entry), fld, f"{message} {value!r}")
+
     def source(self, file: str, entry: dict, required: bool = True, name: str | None = None) -> None:
         name = name or _name(entry)
         value = entry.get("source")
@@ -362,12 +368,8 @@ def _check_measures(ck: _Checker, data: Any, types: dict, flags: dict) -> dict:
         for fld in ("title", "when"):
             ck.text(f, m, fld)
         ck.source(f, m)
-        for fl in ck.strings(f, m, "flags"):
-            if fl not in flags:
-                ck.add(f, mid, "flags", f"unknown flag {fl!r}")
-        for t in ck.strings(f, m, "types"):
-            if t not in types:
-                ck.add(f, mid, "types", f"unknown type {t!r}")
+        ck.refs(f, m, "flags", flags, "unknown flag")
+        ck.refs(f, m, "types", types, "unknown type")
     return measures
 
 
@@ -478,9 +480,7 @@ def _check_faq(ck: _Checker, data: Any) -> dict:
             if p in phrasing_owner and phrasing_owner[p] != qid:
                 ck.add(f, qid, "phrasings", f"{p!r} is also a phrasing of {phrasing_owner[p]!r}")
             phrasing_owner.setdefault(p, qid)
-        for r in ck.strings(f, q, "related"):
-            if r not in faq:
-                ck.add(f, qid, "related", f"no FAQ entry {r!r}")
+        ck.refs(f, q, "related", faq, "no FAQ entry")
     return faq
 
 
@@ -491,12 +491,8 @@ def _check_cases(ck: _Checker, data: Any, subtypes: dict, flags: dict) -> dict:
         for fld in ("title", "summary"):
             ck.text(f, c, fld)
         ck.source(f, c)
-        for t in ck.strings(f, c, "types"):
-            if t not in subtypes and t not in taxonomy.TYPES:
-                ck.add(f, cid, "types", f"unknown type or sub-type {t!r}")
-        for fl in ck.strings(f, c, "flags"):
-            if fl not in flags:
-                ck.add(f, cid, "flags", f"unknown flag {fl!r}")
+        ck.refs(f, c, "types", set(subtypes) | set(taxonomy.TYPES), "unknown type or sub-type")
+        ck.refs(f, c, "flags", flags, "unknown flag")
     return cases
 
 
