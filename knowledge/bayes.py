@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 SMOOTHING = 0.3
+TEMPERATURE = 2.0      # > 1 flattens the posterior (naive Bayes is overconfident)
 
 
 def features(compact: str) -> set[str]:
@@ -34,6 +35,6 @@ class CharBayes:
         ids = [i for i in map(self.vocab.get, pairs) if i is not None]
         if not ids:
             return None
-        scores = self.weights[ids].sum(axis=0)
+        scores = self.weights[ids].sum(axis=0) / TEMPERATURE
         scores = np.exp(scores - scores.max())
         return scores / scores.sum()
