@@ -106,6 +106,20 @@ def cmd_chat(args) -> int:
     return asyncio.run(main())
 
 
+def cmd_telegram(args) -> int:
+    """The Telegram bot (long polling): the main job when a token is configured."""
+    from bot.config import data_dir, telegram_token
+
+    token = telegram_token()
+    if not token:
+        print("没有配置 Telegram 令牌 / no Telegram bot token: set HUQI_TELEGRAM_TOKEN (or TELEGRAM_BOT_TOKEN)",
+              file=sys.stderr)
+        return 2
+    _kb_or_exit()
+    from bot.telegram import run
+    return run(token, data_dir())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="huqi", description="护企: 涉企网络侵权举报助手")
     sub = p.add_subparsers(dest="command")
@@ -117,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="talk to huqi in the terminal (stdin may be a script)")
     chat.set_defaults(func=cmd_chat)
+
+    tg = sub.add_parser("telegram", help="run the Telegram bot (token in HUQI_TELEGRAM_TOKEN or TELEGRAM_BOT_TOKEN)")
+    tg.set_defaults(func=cmd_telegram)
 
     kb = sub.add_parser("kb", help="knowledge base tools")
     kb_sub = kb.add_subparsers(dest="kb_command")
@@ -134,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        args = parser.parse_args(["chat"])
+        from bot.config import telegram_token
+        args = parser.parse_args(["telegram" if telegram_token() else "chat"])
     return args.func(args) or 0
 
 
