@@ -1,0 +1,552 @@
+"""The Telegram adapter against a fake Bot API server: real PTB, no network.
+
+The fake server (aiohttp on 127.0.0.1) answers what PTB calls, records every
+call and serves queued updates to getUpdates.  Most tests hand updates to
+``application.process_update`` (deterministic); the polling path and the
+``huqi`` command itself are driven through getUpdates.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import stat
+import sys
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from aiohttp import web
+from telegram import Update
+
+from bot import reminders
+from bot.store import open_store
+from bot.telegram import (STATES_FILE, TelegramBot, build_application, button_value, callback_data, split_text)
+from dialogs.engine import Engine
+
+TOKEN = "123456:TEST-token"
+ALICE, BOB = 1001, 2002
+DESCRIPTION = "有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321"
+
+
+class FakeTelegram:
+    """Just enough of the Bot API for PTB, recording (method, params) of every call."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, dict]] = []
+        self.updates: list[dict] = []
+        self._ids = itertools.count(1)
+        self._message_ids = itertools.count(100)
+        self._new = asyncio.Event()
+        self.failures: dict[str, list[tuple[int, dict]]] = {}   # method -> [(status, error body)]
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    # updates
+    def push(self, update: dict) -> dict:
+        update = dict(update, update_id=next(self._ids))
+        self.updates.append(update)
+        self._new.set()
+        return update
+
+    # recorded calls
+    def called(self, method: str) -> list[dict]:
+        return [p for m, p in self.calls if m == method]
+
+    def sent(self, chat_id: int, since: int = 0) -> list[dict]:
+        """sendMessage/sendDocument calls to a chat after call number ``since``."""
+        return [dict(p, method=m) for m, p in self.calls[since:]
+                if m in ("sendMessage", "sendDocument") and str(p.get("chat_id")) == str(chat_id)]
+
+    async def wait_for(self, predicate, timeout: float = 5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"timed out; calls: {[m for m, _ in self.calls]}")
+
+    # the API
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        self.calls.append((method, params))
+        if self.failures.get(method):
+            status, body = self.failures[method].pop(0)
+            return web.json_response({"ok": False, "error_code": status} | body, status=status)
+        result = await getattr(self, f"api_{method}", self.api_default)(params)
+        return web.json_response({"ok": True, "result": result})
+
+    async def _params(self, request: web.Request) -> dict:
+        if request.content_type == "application/json":
+            return await request.json()
+        params = {}
+        for key, value in (await request.post()).items():
+            if isinstance(value, web.FileField):
+                params[key] = {"filename": value.filename, "content": value.file.read()}
+            else:
+                params[key] = value
+        return params
+
+    async def api_default(self, params):
+        return True
+
+    async def api_getMe(self, params):
+        return {"id": 999, "is_bot": True, "first_name": "huqi", "username": "huqi_test_bot",
+                "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
+
+    async def api_getUpdates(self, params):
+        offset = int(params.get("offset") or 0)
+        wait = min(float(params.get("timeout") or 0), 0.2)
+        ready = [u for u in self.updates if u["update_id"] >= offset]
+        if not ready and wait > 0:
+            self._new.clear()
+            try:
+                await asyncio.wait_for(self._new.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            ready = [u for u in self.updates if u["update_id"] >= offset]
+        return ready
+
+    def _message(self, params, **extra):
+        return {"message_id": next(self._message_ids), "date": int(time.time()),
+                "chat": {"id": int(params["chat_id"]), "type": "private", "first_name": "U"},
+                "from": {"id": 999, "is_bot": True, "first_name": "huqi"}} | extra
+
+    async def api_sendMessage(self, params):
+        return self._message(params, text=params.get("text", ""))
+
+    async def api_sendDocument(self, params):
+        doc = params.get("document") or {}
+        return self._message(params, document={"file_id": "DOC", "file_unique_id": "DOCU",
+                                               "file_name": doc.get("filename") if isinstance(doc, dict) else None})
+
+
+# ── updates as Telegram sends them ──────────────────────────────────
+_msg_ids = itertools.count(1)
+_update_ids = itertools.count(1)
+
+
+def _user(uid: int) -> dict:
+    return {"id": uid, "is_bot": False, "first_name": f"U{uid}", "language_code": "zh-hans"}
+
+
+def _chat(uid: int, kind: str = "private") -> dict:
+    return {"id": uid, "type": kind, "first_name": f"U{uid}"} if kind == "private" else \
+        {"id": -uid, "type": kind, "title": "group"}
+
+
+def text_update(uid: int, text: str, chat: str = "private") -> dict:
+    message = {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid, chat),
+               "from": _user(uid), "text": text}
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {"message": message}
+
+
+def document_update(uid: int, name: str, size: int) -> dict:
+    return {"message": {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid),
+                        "from": _user(uid), "caption": "证据",
+                        "document": {"file_id": f"FILE-{name}", "file_unique_id": "U1", "file_name": name,
+                                     "mime_type": "image/png", "file_size": size}}}
+
+
+def photo_update(uid: int) -> dict:
+    sizes = [{"file_id": f"P{i}", "file_unique_id": f"PU{i}", "width": w, "height": w, "file_size": w * 10}
+             for i, w in enumerate((90, 320, 1280))]
+    return {"message": {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid),
+                        "from": _user(uid), "photo": sizes}}
+
+
+def button_update(uid: int, data: str) -> dict:
+    return {"callback_query": {"id": f"cq{next(_msg_ids)}", "from": _user(uid), "chat_instance": "ci",
+                               "data": data,
+                               "message": {"message_id": next(_msg_ids), "date": int(time.time()),
+                                           "chat": _chat(uid), "from": {"id": 999, "is_bot": True,
+                                                                        "first_name": "huqi"},
+                                           "text": "…"}}}
+
+
+def keyboard(call: dict) -> list[dict]:
+    markup = call.get("reply_markup")
+    if not markup:
+        return []
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    return [b for row in markup["inline_keyboard"] for b in row]
+
+
+def texts(calls: list[dict]) -> str:
+    return "\n".join(c.get("text") or c.get("caption") or "" for c in calls)
+
+
+# ── fixtures ────────────────────────────────────────────────────────
+@pytest.fixture(scope="module")
+def engine():
+    return Engine()
+
+
+@pytest.fixture
+async def fake():
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class Driver:
+    """An adapter and its Application, fed updates through process_update."""
+
+    def __init__(self, fake: FakeTelegram, adapter: TelegramBot, app):
+        self.fake, self.adapter, self.app = fake, adapter, app
+
+    async def send(self, update: dict) -> list[dict]:
+        """Process one update; the messages it caused, to the update's user."""
+        mark = len(self.fake.calls)
+        await self.app.process_update(Update.de_json(dict(update, update_id=next(_update_ids)), self.app.bot))
+        uid = (update.get("message") or update.get("callback_query"))["from"]["id"]
+        return self.fake.sent(uid, mark)
+
+    async def say(self, uid: int, text: str) -> list[dict]:
+        return await self.send(text_update(uid, text))
+
+    async def press(self, uid: int, label: str, replies: list[dict]) -> list[dict]:
+        """Press the button whose label starts with ``label`` in the last keyboard of ``replies``."""
+        board = next(keyboard(c) for c in reversed(replies) if keyboard(c))
+        button = next((b for b in board if b["text"].startswith(label)), None)
+        assert button, f"no button {label!r} in {[b['text'] for b in board]}"
+        return await self.send(button_update(uid, button["callback_data"]))
+
+
+@asynccontextmanager
+async def running(fake, tmp_path, store, engine, **kw):
+    adapter = TelegramBot(store, tmp_path, engine=engine, **kw)
+    app = build_application(TOKEN, adapter, base_url=fake.base_url, base_file_url=fake.base_url)
+    await app.initialize()
+    try:
+        yield Driver(fake, adapter, app)
+    finally:
+        await app.shutdown()
+        await adapter.post_shutdown(app)
+
+
+async def intake(d: Driver, uid: int) -> list[dict]:
+    """From /start to the saved case, pressing buttons as a user would."""
+    replies = await d.say(uid, "/start")
+    replies = await d.say(uid, DESCRIPTION)
+    replies = await d.press(uid, "谣言", replies)            # the reading is right
+    while "是否" in texts(replies[-1:]) or any(b["text"] == "否" for b in keyboard(replies[-1])):
+        replies = await d.press(uid, "否", replies)
+    replies = await d.say(uid, "青禾食品有限公司")
+    replies = await d.say(uid, "深圳")
+    replies = await d.press(uid, "企业自己举报", replies)
+    assert "举报渠道" in texts(replies)
+    return await d.press(uid, "保存为案件", replies)
+
+
+# ── the conversation ────────────────────────────────────────────────
+async def test_start_greets_with_an_inline_keyboard_and_a_description_is_read(fake, tmp_path, engine):
+    async with running(fake, tmp_path, open_store(None, backend="memory"), engine) as d:
+        replies = await d.say(ALICE, "/start")
+        assert "您好，我是护企" in texts(replies)
+        assert keyboard(replies[-1]), "the greeting offers buttons"
+        assert [b["text"] for b in keyboard(replies[-1])][:1] == ["按类型选择"]
+        replies = await d.say(ALICE, DESCRIPTION)
+        assert "谣言性信息" in texts(replies)
+        assert any(b["text"].startswith("谣言") for b in keyboard(replies[-1]))
+        replies = await d.press(ALICE, "谣言", replies)
+        assert fake.called("answerCallbackQuery"), "the button press is answered"
+        assert "微博" in texts(replies)                          # the next step, from the link
+        # a second /start is a restart, not the greeting
+        replies = await d.say(ALICE, "/start")
+        assert "重新开始" in texts(replies) and "您好，我是护企" not in texts(replies)
+
+
+async def test_a_full_intake_saves_a_case_owned_by_the_telegram_user(fake, tmp_path, engine):
+    store = open_store(None, backend="memory")
+    async with running(fake, tmp_path, store, engine) as d:
+        replies = await intake(d, ALICE)
+        assert "已保存为案件 HQ-" in texts(replies)
+        (case,) = await store.list()
+        assert case["owner"] == {"messenger": "telegram", "user_id": str(ALICE)}
+        assert case["enterprise"] == "青禾食品有限公司"
+        # every callback_data fits Telegram's 64 bytes, every label is short
+        for _m, p in fake.calls:
+            for b in keyboard(p):
+                assert len(b["callback_data"].encode()) <= 64 and len(b["text"]) <= 60
+        # the draft comes as a document
+        replies = await d.say(ALICE, "/cases")
+        assert case["id"] in texts(replies)
+
+
+async def test_the_draft_is_sent_as_a_utf8_document(fake, tmp_path, engine):
+    async with running(fake, tmp_path, None, engine) as d:
+        await d.say(ALICE, "/start")
+        replies = await d.say(ALICE, DESCRIPTION)
+        replies = await d.press(ALICE, "谣言", replies)
+        while any(b["text"] == "否" for b in keyboard(replies[-1])):
+            replies = await d.press(ALICE, "否", replies)
+        await d.say(ALICE, "青禾食品")
+        replies = await d.say(ALICE, "深圳")
+        replies = await d.press(ALICE, "企业自己举报", replies)
+        replies = await d.press(ALICE, "下载举报草稿", replies)
+        (doc,) = [c for c in replies if c["method"] == "sendDocument"]
+        assert doc["document"]["filename"].endswith((".txt", ".md"))
+        assert "青禾食品" in doc["document"]["content"].decode("utf-8")
+
+
+async def test_a_stranger_cannot_open_someone_elses_case(fake, tmp_path, engine):
+    store = open_store(None, backend="memory")
+    async with running(fake, tmp_path, store, engine) as d:
+        await intake(d, ALICE)
+        (case,) = await store.list()
+        await d.say(BOB, "/start")
+        for forged in (f"case:{case['id']}", f"rem:none:{case['id']}", "act:withdraw", "b:1", "b:999999", "x" * 64):
+            replies = await d.send(button_update(BOB, forged))
+            assert case["id"] not in texts(replies) and "青禾" not in texts(replies)
+            assert "没看懂" in texts(replies)
+        replies = await d.say(BOB, "/cases")
+        assert case["id"] not in texts(replies)
+        assert (await store.get(case["id"]))["status"] == "draft"
+        assert len(fake.called("answerCallbackQuery")) >= 6
+
+
+async def test_documents_and_photos_are_acknowledged_and_big_files_refused(fake, tmp_path, engine):
+    async with running(fake, tmp_path, None, engine) as d:
+        await d.say(ALICE, "/start")
+        replies = await d.send(document_update(ALICE, "截图.png", 1234))
+        assert "收到文件 截图.png" in texts(replies)
+        replies = await d.send(photo_update(ALICE))
+        assert "收到文件 photo_PU2.jpg" in texts(replies)
+        replies = await d.send(document_update(ALICE, "录屏.mp4", 25 * 1024 * 1024))
+        assert "太大" in texts(replies)
+        attachments = d.adapter.session(str(ALICE)).state["case"]["attachments"]
+        assert [a["ref"] for a in attachments] == ["FILE-截图.png", "P2"]
+
+
+async def test_group_chats_are_ignored(fake, tmp_path, engine):
+    async with running(fake, tmp_path, None, engine) as d:
+        assert await d.say(ALICE, "/start") != []
+        mark = len(fake.calls)
+        group = dict(text_update(ALICE, DESCRIPTION, chat="group"), update_id=next(_update_ids))
+        await d.app.process_update(Update.de_json(group, d.app.bot))
+        assert fake.calls[mark:] == []
+
+
+async def test_a_restarted_adapter_continues_the_conversation(fake, tmp_path, engine):
+    async with running(fake, tmp_path, None, engine) as d:
+        await d.say(ALICE, "/start")
+        reading = await d.say(ALICE, DESCRIPTION)
+    path = tmp_path / STATES_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert DESCRIPTION not in "".join(p.name for p in tmp_path.iterdir())
+    async with running(fake, tmp_path, None, engine) as d:        # a new process, same data dir
+        replies = await d.press(ALICE, "谣言", reading)           # a button sent before the restart
+        assert "没看懂" not in texts(replies)
+        assert "微博" in texts(replies)
+        replies = await d.say(ALICE, "/start")                    # not a newcomer any more
+        assert "您好，我是护企" not in texts(replies)
+
+
+async def test_a_damaged_states_file_is_set_aside(fake, tmp_path, engine):
+    (tmp_path / STATES_FILE).write_text("{not json", encoding="utf-8")
+    async with running(fake, tmp_path, None, engine) as d:
+        assert "您好，我是护企" in texts(await d.say(ALICE, "/start"))
+    assert any(p.name.startswith(STATES_FILE + ".corrupt-") for p in tmp_path.iterdir())
+
+
+def test_long_button_values_go_through_a_table_and_long_texts_are_split():
+    record: dict = {}
+    long = "faq:" + "很长的问题" * 20
+    data = callback_data(record, long)
+    assert data.startswith("b:") and len(data.encode()) <= 64
+    assert callback_data(record, long) == data                  # the same value, the same key
+    assert button_value(record, data) == long
+    assert button_value(record, "b:424242") == "b:424242"      # unknown: the engine refuses it
+    assert callback_data(record, "sub:rumor.fabricated") == "sub:rumor.fabricated"
+    assert callback_data(record, "b:sneaky").startswith("b:") and button_value(record, callback_data(record, "b:sneaky")) == "b:sneaky"
+    text = ("第一行\n" + "字" * 3000 + "\n") * 3
+    parts = split_text(text)
+    assert all(len(p) <= 4096 for p in parts) and "".join(parts).replace("\n", "") == text.replace("\n", "")
+    emoji = "😀" * 3000
+    assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in split_text(emoji))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")     # PTB's own RetryAfter.__init__
+async def test_flood_control_is_waited_out(fake, tmp_path, engine, monkeypatch):
+    waited = []
+
+    async def no_sleep(seconds):
+        waited.append(seconds)
+    monkeypatch.setattr("bot.telegram._sleep", no_sleep)
+    fake.failures["sendMessage"] = [(429, {"description": "Too Many Requests: retry after 3",
+                                           "parameters": {"retry_after": 3}})]
+    async with running(fake, tmp_path, None, engine) as d:
+        replies = await d.say(ALICE, "/start")
+        assert waited == [3]
+        assert "您好，我是护企" in texts(replies[1:])             # the refused message was sent again
+
+
+async def test_a_failing_turn_is_apologised_for_and_logged_without_content(fake, tmp_path, engine, caplog):
+    async with running(fake, tmp_path, None, engine) as d:
+        await d.say(ALICE, "/start")
+
+        async def broken(event):
+            raise RuntimeError("boom")
+        d.adapter.session(str(ALICE)).turn = broken
+        with caplog.at_level("INFO", logger="huqi.telegram"):
+            replies = await d.say(ALICE, DESCRIPTION)
+        assert "出了点问题" in texts(replies)
+        assert "资金链" not in caplog.text and "1001" in caplog.text
+
+
+# ── reminders ───────────────────────────────────────────────────────
+async def _submitted_long_ago(store, uid: int) -> str:
+    case = await store.create({"owner": {"messenger": "telegram", "user_id": str(uid)}, "status": "draft",
+                               "type": "rumor", "subtype": "rumor.fabricated", "platform": "weibo"})
+    then = datetime.now(timezone.utc) - timedelta(days=10)
+    await store.append_event(case["id"], {"when": then.isoformat(), "who": "test", "to": "submitted",
+                                          "channel": "platform"})
+    await reminders.schedule_after_submit(store, case["id"], 7, then)
+    return case["id"]
+
+
+async def test_the_sweep_sends_a_due_reminder_once_to_its_owner(fake, tmp_path, engine):
+    store = open_store(None, backend="memory")
+    case_id = await _submitted_long_ago(store, ALICE)
+    async with running(fake, tmp_path, store, engine, sweep_every=0.05) as d:
+        d.adapter.start_sweeper(d.app.bot)                          # as post_init does
+        sent = await fake.wait_for(lambda: fake.sent(ALICE))
+        assert case_id in texts(sent) and "不是法定期限" in texts(sent)
+        assert fake.sent(BOB) == []
+        await asyncio.sleep(0.2)                                    # a few more sweeps
+        assert len(fake.sent(ALICE)) == len(sent), "a reminder is sent once, not every sweep"
+        replies = await d.send(button_update(ALICE, keyboard(sent[-1])[0]["callback_data"]))
+        assert "没看懂" not in texts(replies)                         # its buttons work
+        await d.adapter.stop_sweeper()
+
+
+async def test_a_due_reminder_comes_first_when_the_user_writes(fake, tmp_path, engine):
+    store = open_store(None, backend="memory")
+    case_id = await _submitted_long_ago(store, ALICE)
+    async with running(fake, tmp_path, store, engine) as d:
+        replies = await d.say(ALICE, "我们的举报有进展吗")
+        assert case_id in texts(replies[:1]) and "不是法定期限" in texts(replies[:1])
+        assert len(replies) > 1                                    # then the answer to what was written
+        replies = await d.say(ALICE, "你好")
+        assert case_id not in texts(replies)                      # shown once
+        assert await d.adapter.sweep(d.app.bot) == 0              # the sweep does not repeat it
+        assert case_id not in texts(await d.say(BOB, "你好"))
+
+
+# ── polling and the command ─────────────────────────────────────────
+async def test_the_polling_path(fake, tmp_path, engine):
+    adapter = TelegramBot(None, tmp_path, engine=engine)
+    app = build_application(TOKEN, adapter, base_url=fake.base_url)
+    await app.initialize()
+    await adapter.post_init(app)
+    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=["message", "callback_query"])
+    await app.start()
+    try:
+        fake.push(text_update(ALICE, "/start"))
+        greeting = await fake.wait_for(lambda: fake.sent(ALICE))
+        assert "您好，我是护企" in texts(greeting)
+        mark = len(fake.calls)
+        fake.push(button_update(ALICE, keyboard(greeting[-1])[0]["callback_data"]))
+        await fake.wait_for(lambda: fake.called("answerCallbackQuery") and fake.sent(ALICE, mark))
+        assert "请选择最接近的类型" in texts(fake.sent(ALICE, mark))
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+        await adapter.post_shutdown(app)
+    methods = [m for m, _ in fake.calls]
+    assert {"getMe", "deleteWebhook", "getUpdates", "setMyCommands"} <= set(methods)
+
+
+def _env(tmp_path, fake=None, token=TOKEN) -> dict:
+    env = dict(os.environ, HUQI_DATA_DIR=str(tmp_path), PYTHONIOENCODING="utf-8")
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    env.pop("HUQI_TELEGRAM_TOKEN", None)
+    if token:
+        env["HUQI_TELEGRAM_TOKEN"] = token
+    if fake:
+        env["HUQI_TELEGRAM_API_URL"] = fake.base_url
+    return env
+
+
+async def test_huqi_with_a_token_runs_the_bot_until_stopped(fake, tmp_path):
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", env=_env(tmp_path, fake),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        fake.push(text_update(ALICE, "/start"))
+        fake.push(text_update(ALICE, DESCRIPTION))
+        await fake.wait_for(lambda: "谣言性信息" in texts(fake.sent(ALICE)), timeout=15)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(proc.communicate(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = err.decode("utf-8", "replace")
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log
+    assert str(ALICE) in log                                     # user ids are logged ...
+    assert "资金链" not in log and TOKEN not in log               # ... message text and the token are not
+    states = json.loads((tmp_path / STATES_FILE).read_text(encoding="utf-8"))
+    assert states["users"][str(ALICE)]["state"]["step"] == "confirm"
+    store = open_store(tmp_path)                                 # the lock was released
+    await store.close()
+
+
+async def test_a_locked_store_stops_the_bot_with_a_clear_message(tmp_path):
+    store = open_store(tmp_path)
+    try:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "telegram",
+                                                    env=_env(tmp_path, token=TOKEN),
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        await store.close()
+    assert proc.returncode != 0
+    assert "另一个 huqi 进程" in err.decode("utf-8")
+
+
+async def test_a_rejected_token_stops_the_bot_with_a_clear_message(fake, tmp_path):
+    fake.failures["getMe"] = [(401, {"description": "Unauthorized"})]
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "telegram",
+                                                env=_env(tmp_path, fake),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2, err.decode()
+    assert "rejected the bot token" in err.decode("utf-8")
+    assert TOKEN not in err.decode("utf-8") and TOKEN.split(":")[1] not in err.decode("utf-8")
+    store = open_store(tmp_path)                                 # closed on the way out
+    await store.close()
+
+
+async def test_telegram_without_a_token_says_so(tmp_path):
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "telegram",
+                                                env=_env(tmp_path, token=None),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and "HUQI_TELEGRAM_TOKEN" in err.decode("utf-8")
