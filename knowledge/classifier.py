@@ -156,7 +156,8 @@ class Classifier:
                         p *= BAYES_OTHER
                     raw[sid] += BAYES_WEIGHT * p
                     learned[sid] = BAYES_WEIGHT * p
-        if text and self.examples:
+        if text and self.examples and max(total.values(), default=0.0) < FUZZY_ENOUGH:
+            # like the typo search, a fallback: strong cues need no look-alike example
             for _, sim, idx in process.extract(text, self.examples, scorer=fuzz.ratio,
                                                limit=3, score_cutoff=EXAMPLE_FLOOR):
                 sid = self.example_target[idx]
