@@ -39,7 +39,8 @@ from telegram import (BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, In
                       Message, Update)
 from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (Application, ApplicationBuilder, BaseUpdateProcessor, CallbackQueryHandler, ContextTypes,
+                          MessageHandler, filters)
 
 from bot import reminders
 from bot.session import Session, utcnow
@@ -63,6 +64,7 @@ COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@\w+)?$")
 MENU = [("start", "开始 / 重新开始"), ("cases", "我的案件"), ("faq", "政策问答"), ("help", "帮助"),
         ("back", "上一步"), ("restart", "重新开始"), ("cancel", "取消本次咨询")]
 UPDATES = ["message", "callback_query"]
+CONCURRENT_UPDATES = 32   # updates handled at once (different users; one user's in order)
 FLOOD_WAIT_MAX = 30        # seconds we wait when Telegram says "retry after"; longer: give up
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -235,6 +237,39 @@ def file_event(message: Message) -> dict | None:
 def _file(f, name: str, mime: str | None) -> dict:
     return {"type": "file", "name": name, "size": f.file_size or 0, "ref": f.file_id, "mime": mime,
             "sha256": None}
+
+
+class PerUserUpdates(BaseUpdateProcessor):
+    """Different users' updates at the same time, each user's one after another in arrival order.
+
+    PTB's default handles every update in turn, so one user's long result
+    card would hold up everyone; plain concurrency could answer a user's
+    second message before the first.  Tasks reach the per-user lock in the
+    order the updates arrived, and asyncio locks are FIFO.
+    """
+
+    def __init__(self, max_concurrent_updates: int = CONCURRENT_UPDATES):
+        super().__init__(max_concurrent_updates)
+        self._users: dict[object, list] = {}          # key -> [lock, tasks using it]
+
+    async def do_process_update(self, update: object, coroutine) -> None:
+        user = update.effective_user if isinstance(update, Update) else None
+        key = user.id if user else None
+        entry = self._users.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                await coroutine
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                self._users.pop(key, None)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
 
 
 # ── the adapter ─────────────────────────────────────────────────────
@@ -487,7 +522,8 @@ class TelegramBot:
 def build_application(token: str, adapter: TelegramBot, *, base_url: str | None = None,
                       base_file_url: str | None = None) -> Application:
     """The PTB Application with the adapter's handlers (``base_url``: a local Bot API server or a fake)."""
-    builder = ApplicationBuilder().token(token).post_init(adapter.post_init).post_shutdown(adapter.post_shutdown)
+    builder = (ApplicationBuilder().token(token).concurrent_updates(PerUserUpdates())
+               .post_init(adapter.post_init).post_shutdown(adapter.post_shutdown))
     if base_url:
         builder = builder.base_url(base_url)
     if base_file_url:

@@ -41,6 +41,7 @@ class FakeTelegram:
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(100)
         self._new = asyncio.Event()
+        self.hold: dict[int, asyncio.Event] = {}                # chat id -> sendMessage waits for it
         self.failures: dict[str, list[tuple[int, dict]]] = {}   # method -> [(status, error body)]
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -134,6 +135,9 @@ class FakeTelegram:
                 "from": {"id": 999, "is_bot": True, "first_name": "huqi"}} | extra
 
     async def api_sendMessage(self, params):
+        gate = self.hold.get(int(params["chat_id"]))
+        if gate is not None:
+            await gate.wait()
         return self._message(params, text=params.get("text", ""))
 
     async def api_sendDocument(self, params):
@@ -254,7 +258,7 @@ async def intake(d: Driver, uid: int) -> list[dict]:
     replies = await d.say(uid, "/start")
     replies = await d.say(uid, DESCRIPTION)
     replies = await d.press(uid, "谣言", replies)            # the reading is right
-    while "是否" in texts(replies[-1:]) or any(b["text"] == "否" for b in keyboard(replies[-1])):
+    while any(b["text"] == "否" for b in keyboard(replies[-1])):
         replies = await d.press(uid, "否", replies)
     replies = await d.say(uid, "青禾食品有限公司")
     replies = await d.say(uid, "深圳")
@@ -459,7 +463,9 @@ async def test_a_due_reminder_comes_first_when_the_user_writes(fake, tmp_path, e
 
 
 # ── polling and the command ─────────────────────────────────────────
-async def test_the_polling_path(fake, tmp_path, engine):
+@asynccontextmanager
+async def polling(fake, tmp_path, engine):
+    """The adapter as run_polling runs it: updates fetched by getUpdates, handled concurrently."""
     adapter = TelegramBot(None, tmp_path, engine=engine)
     app = build_application(TOKEN, adapter, base_url=fake.base_url)
     await app.initialize()
@@ -467,6 +473,18 @@ async def test_the_polling_path(fake, tmp_path, engine):
     await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=["message", "callback_query"])
     await app.start()
     try:
+        yield app
+    finally:
+        for gate in fake.hold.values():
+            gate.set()
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+        await adapter.post_shutdown(app)
+
+
+async def test_the_polling_path(fake, tmp_path, engine):
+    async with polling(fake, tmp_path, engine):
         fake.push(text_update(ALICE, "/start"))
         greeting = await fake.wait_for(lambda: fake.sent(ALICE))
         assert "您好，我是护企" in texts(greeting)
@@ -474,13 +492,23 @@ async def test_the_polling_path(fake, tmp_path, engine):
         fake.push(button_update(ALICE, keyboard(greeting[-1])[0]["callback_data"]))
         await fake.wait_for(lambda: fake.called("answerCallbackQuery") and fake.sent(ALICE, mark))
         assert "请选择最接近的类型" in texts(fake.sent(ALICE, mark))
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
-        await adapter.post_shutdown(app)
     methods = [m for m, _ in fake.calls]
     assert {"getMe", "deleteWebhook", "getUpdates", "setMyCommands"} <= set(methods)
+
+
+async def test_a_slow_chat_does_not_hold_up_others_and_each_users_messages_keep_their_order(fake, tmp_path, engine):
+    fake.hold[ALICE] = asyncio.Event()
+    async with polling(fake, tmp_path, engine):
+        fake.push(text_update(ALICE, "/start"))
+        fake.push(text_update(ALICE, DESCRIPTION))
+        fake.push(text_update(ALICE, "/help"))
+        fake.push(text_update(BOB, "/start"))
+        await fake.wait_for(lambda: fake.sent(BOB))             # while Alice's replies are stuck
+        assert fake.sent(ALICE) == [] or "您好" in texts(fake.sent(ALICE)[:1])
+        fake.hold[ALICE].set()
+        await fake.wait_for(lambda: "使用说明" in texts(fake.sent(ALICE)))
+        said = texts(fake.sent(ALICE))
+        assert said.index("您好，我是护企") < said.index("谣言性信息") < said.index("使用说明")
 
 
 def _env(tmp_path, fake=None, token=TOKEN) -> dict:
