@@ -383,6 +383,7 @@ class TelegramBot:
             before = (session.state.get("case") or {}).get("case_id")
             kind = "start" if event is None else event["type"]
             log.info("user %s: %s", user_id, kind)
+            earlier = list(record.get("reminded") or [])
             try:
                 if event is None:
                     replies = session.start() + await self.fresh_reminders(session, record)
@@ -396,6 +397,7 @@ class TelegramBot:
                     log.info("user %s saved case %s", user_id, saved)
                 await self.send(bot, chat_id, record, replies)
             except TelegramError as e:
+                record["reminded"] = earlier           # reminders may not have arrived: the sweep tries again
                 log.warning("user %s: Telegram refused a reply: %s", user_id, e)
             except Exception:
                 log.exception("user %s: the turn failed", user_id)

@@ -449,6 +449,19 @@ async def test_the_sweep_sends_a_due_reminder_once_to_its_owner(fake, tmp_path, 
         await d.adapter.stop_sweeper()
 
 
+async def test_a_blocked_user_is_not_retried_but_a_network_failure_is(fake, tmp_path, engine):
+    store = open_store(None, backend="memory")
+    await _submitted_long_ago(store, ALICE)
+    await _submitted_long_ago(store, BOB)
+    fake.failures["sendMessage"] = [(403, {"description": "Forbidden: bot was blocked by the user"}),
+                                    (502, {"description": "Bad Gateway"})]
+    async with running(fake, tmp_path, store, engine) as d:
+        assert await d.adapter.sweep(d.app.bot) == 0           # Alice blocked the bot, Bob's send failed
+        assert await d.adapter.sweep(d.app.bot) == 1           # Bob's is tried again, Alice's is not
+        assert fake.sent(BOB)[-1]["text"] and len(fake.sent(ALICE)) == 1
+        assert await d.adapter.sweep(d.app.bot) == 0
+
+
 async def test_a_due_reminder_comes_first_when_the_user_writes(fake, tmp_path, engine):
     store = open_store(None, backend="memory")
     case_id = await _submitted_long_ago(store, ALICE)
