@@ -5,6 +5,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from . import taxonomy
@@ -85,23 +86,32 @@ class Classifier:
         learned += [(e, sid) for e, sid in zip(self.examples, self.example_target)]
         self.bayes = CharBayes(self.subtypes, learned) if learned else None
         self.type_of = {sid: taxonomy.type_of(sid) for sid in self.subtypes}
-        self.type_key = {sid: f"type:{tid}" for sid, tid in self.type_of.items()}
-        self.catch_all = {sid: sid.endswith(".other") and not sid.startswith("out_of_scope") for sid in self.subtypes}
-        self.not_infringement = {sid: sid.startswith("out_of_scope") for sid in self.subtypes}
-        self.order = {sid: i for i, sid in enumerate(self.subtypes)}
+        # scores are vectors over the sub-types, in the order of types.yaml
+        self.index_of = {sid: i for i, sid in enumerate(self.subtypes)}
+        types = list(dict.fromkeys(self.type_of.values()))
+        self.type_slot = {f"type:{t}": i for i, t in enumerate(types)}
+        self.type_of_sub = np.array([types.index(self.type_of[sid]) for sid in self.subtypes])
+        self.catch_all = np.array([sid.endswith(".other") and not sid.startswith("out_of_scope")
+                                   for sid in self.subtypes])
+        self.learned_share = np.where([sid.endswith(".other") for sid in self.subtypes], BAYES_OTHER, 1.0)
+        self.not_infringement = np.array([sid.startswith("out_of_scope") for sid in self.subtypes])
+        self.nothing = self.index_of["out_of_scope.other"]
         self.platforms = PlatformResolver(kb.platforms, kb.platform_exceptions)
 
     def classify(self, text: str) -> Result:
         norm = normalise(text)
         raw, fired, stated, learned = self._score(norm)
-        ranked = sorted(raw.items(), key=lambda kv: (-kv[1], self.order[kv[0]]))
-        best_sid, best_raw = ranked[0]
-        candidates = [{"subtype": sid, "score": _squash(r)} for sid, r in ranked[:max(MIN_CANDIDATES, 5)]]
+        order = np.argsort(-raw, kind="stable")          # ties keep the order of types.yaml
+        best = int(order[0])
+        best_sid, best_raw = self.subtypes[best], float(raw[best])
+        candidates = [{"subtype": self.subtypes[i], "score": _squash(float(raw[i]))}
+                      for i in order[:max(MIN_CANDIDATES, 5)]]
         platform, seen = self.platforms.resolve(norm)
         flags = self._flags(stated, best_sid if best_sid in fired else None, seen)
-        second_type = next((r for sid, r in ranked if self.type_of[sid] != self.type_of[best_sid]), 0.0)
+        other_types = self.type_of_sub != self.type_of_sub[best]
+        second_type = float(raw[other_types].max()) if other_types.any() else 0.0
         # sure only with said evidence: what was learned from examples ranks, it does not decide
-        said = best_raw - learned.get(best_sid, 0.0)
+        said = best_raw - float(learned[best])
         unsure = _squash(said) < UNSURE_BELOW or best_raw - second_type < 0.25 * best_raw
         return Result(
             type=taxonomy.type_of(best_sid), subtype=best_sid, candidates=candidates,
@@ -109,7 +119,8 @@ class Classifier:
             unsure=unsure, traditional=norm.traditional, cues=fired,
         )
 
-    def _score(self, norm: Normalised) -> tuple[dict[str, float], dict[str, list[str]], set[str]]:
+    def _score(self, norm: Normalised) -> tuple[np.ndarray, dict[str, list[str]], set[str], np.ndarray]:
+        """(score per sub-type, cues that fired per sub-type, flags stated, the learned part of the score)."""
         text = norm.compact
         credits: dict[str, list[float]] = defaultdict(list)
         fired: dict[str, list[str]] = defaultdict(list)
@@ -136,33 +147,34 @@ class Classifier:
                  for target, cs in credits.items()}
         for target in [t for t in total if t.startswith("block:")]:
             total.pop(target[6:], None)     # a blocking phrase silences the sub-type's own cues
-        raw: dict[str, float] = {}
-        for sid in self.subtypes:
-            type_raw = total.get(self.type_key[sid], 0.0)
-            own = total.get(sid, 0.0)
-            score = own + TYPE_SHARE * type_raw
-            if self.catch_all[sid] and (type_raw or own):
-                score += OTHER_BASE
-            raw[sid] = score
-        learned: dict[str, float] = {}
+        own = np.zeros(len(self.subtypes))
+        by_type = np.zeros(len(self.type_slot))
+        for target, value in total.items():
+            i = self.index_of.get(target)
+            if i is not None:
+                own[i] = value
+            elif target in self.type_slot:
+                by_type[self.type_slot[target]] = value
+        type_raw = by_type[self.type_of_sub]
+        raw = own + TYPE_SHARE * type_raw
+        raw[self.catch_all & ((type_raw > 0) | (own > 0))] += OTHER_BASE
+        learned = np.zeros(len(self.subtypes))
         if text and self.bayes is not None:
             plain = _NEGATED_SPAN.sub("|", text)      # what is denied says nothing of the kind
             posterior = self.bayes.posterior({plain[k:k + 2] for k in range(len(plain) - 1)})
             if posterior is not None:
-                for sid, p in zip(self.subtypes, posterior.tolist()):
-                    if sid.endswith(".other") or (self.not_infringement[sid] and sid not in total):
-                        # a catch-all is chosen for lack of specifics, and "not infringement"
-                        # needs a stated reason: wording alone weighs less there
-                        p *= BAYES_OTHER
-                    raw[sid] += BAYES_WEIGHT * p
-                    learned[sid] = BAYES_WEIGHT * p
+                # a catch-all is chosen for lack of specifics, and "not infringement" needs a
+                # stated reason: wording alone weighs less there
+                share = np.where(self.not_infringement & (own == 0), BAYES_OTHER, self.learned_share)
+                learned = BAYES_WEIGHT * share * posterior
+                raw += learned
         if text and self.examples and max(total.values(), default=0.0) < FUZZY_ENOUGH:
             # like the typo search, a fallback: strong cues need no look-alike example
             for _, sim, idx in process.extract(text, self.examples, scorer=fuzz.ratio,
                                                limit=3, score_cutoff=EXAMPLE_FLOOR):
-                sid = self.example_target[idx]
-                raw[sid] += EXAMPLE_WEIGHT * (sim - EXAMPLE_FLOOR) / (100 - EXAMPLE_FLOOR)
-        raw["out_of_scope.other"] = max(raw["out_of_scope.other"], NOTHING)
+                raw[self.index_of[self.example_target[idx]]] += \
+                    EXAMPLE_WEIGHT * (sim - EXAMPLE_FLOOR) / (100 - EXAMPLE_FLOOR)
+        raw[self.nothing] = max(raw[self.nothing], NOTHING)
         return raw, {k: v for k, v in fired.items() if not k.startswith(("type:", "block:"))}, stated, learned
 
     def _flags(self, stated: set[str], best: str | None, seen_platforms: list[str]) -> list[str]:

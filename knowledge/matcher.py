@@ -41,10 +41,11 @@ class CueIndex:
         self.cues_by_first: dict[int, list[int]] = defaultdict(list)
         for ci, pids in enumerate(self.cue_parts):
             self.cues_by_first[pids[0]].append(ci)
-        self.by_first2: dict[str, list[int]] = defaultdict(list)
-        self.by_first1: dict[str, list[int]] = defaultdict(list)
+        by_first2: dict[str, list[int]] = defaultdict(list)
+        by_first1: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(self.parts):
-            (self.by_first2[p[:2]] if len(p) >= 2 else self.by_first1[p]).append(i)
+            (by_first2[p[:2]] if len(p) >= 2 else by_first1[p]).append(i)
+        self.by_first2, self.by_first1 = dict(by_first2), dict(by_first1)
         # fuzzy candidates: single-part cues long enough to be worth it
         self.long_cues = [i for i, c in enumerate(cues)
                           if len(c.parts) == 1 and len(c.parts[0]) >= FUZZY_MIN_LEN
@@ -63,28 +64,31 @@ class CueIndex:
     def found_parts(self, text: str) -> dict[int, list[int]]:
         """Positions of every part that occurs without a negation just before it."""
         found: dict[int, list[int]] = {}
-        by2, by1, parts = self.by_first2, self.by_first1, self.parts
+        get2, get1, parts = self.by_first2.get, self.by_first1.get, self.parts
+        starts, negatable = text.startswith, self.negatable
         for i in range(len(text)):
-            b2 = by2.get(text[i:i + 2])
-            b1 = by1.get(text[i]) if by1 else None
-            if not (b2 or b1):
+            bucket = get2(text[i:i + 2])
+            single = get1(text[i])
+            if single:
+                bucket = bucket + single if bucket else single
+            elif not bucket:
                 continue
             negated = None
-            for bucket in (b2, b1):
-                if not bucket:
+            for pid in bucket:
+                p = parts[pid]
+                if not starts(p, i):
                     continue
-                for pid in bucket:
-                    p = parts[pid]
-                    if not text.startswith(p, i):
+                if negatable and p[0] not in NEGATIONS:
+                    if negated is None:
+                        negated = _negated(text, i)
+                    if negated:
                         continue
-                    if self.negatable and p[0] not in NEGATIONS:
-                        if negated is None:
-                            negated = _negated(text, i)
-                        if negated:
-                            continue
-                    if p.isascii() and _latin_glued(text, i, len(p)):
-                        continue
-                    found.setdefault(pid, []).append(i)
+                if p.isascii() and _latin_glued(text, i, len(p)):
+                    continue
+                if pid in found:
+                    found[pid].append(i)
+                else:
+                    found[pid] = [i]
         return found
 
     def match(self, text: str, fuzzy: bool = True, found: dict[int, list[int]] | None = None,
