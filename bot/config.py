@@ -15,7 +15,12 @@ def telegram_token() -> str | None:
 
 
 def reminder_days() -> int:
+    """Days without news before a reminder: HUQI_REMINDER_DAYS, else routing.yaml's
+    no_response_days (huqi's own default, not a legal time limit)."""
+    from knowledge import knowledge
+    from knowledge.routing import no_response_days
+    default = no_response_days(knowledge())
     try:
-        return max(1, int(os.environ.get("HUQI_REMINDER_DAYS", "7")))
+        return max(1, int(os.environ.get("HUQI_REMINDER_DAYS", default)))
     except ValueError:
-        return 7
+        return default

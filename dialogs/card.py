@@ -6,7 +6,7 @@ from knowledge.cite import cite
 from knowledge.drafting import draft_filename, draft_report
 from knowledge.evidence import checklist, type_note
 from knowledge.measures import expected_measures
-from knowledge.routing import channel_plan
+from knowledge.routing import channel_plan, out_of_scope_advice
 
 from .flow import Flow
 
@@ -44,10 +44,11 @@ class CardBuilder:
 
     def out_of_scope(self, sid: str, buttons) -> list[dict]:
         sub = self.kb.subtypes[sid]
-        where = self.flow.out_of_scope_where.get(sid, self.flow.out_of_scope_where["out_of_scope.other"])
+        advice = out_of_scope_advice(self.kb, sid)
         return [
             self._msg("out_of_scope", subtype_title=sub["title"], explanation=sub["explanation"].strip()),
-            self._msg("out_of_scope_where", where=where),
+            self._msg("out_of_scope_where", where=advice["what"], cite=advice["cite"]) if advice
+            else self._msg("not_our_topic"),
             self._msg("out_of_scope_next", buttons=buttons),
         ]
 
@@ -155,7 +156,7 @@ class CardBuilder:
                                                          for r in related]))
         return out
 
-    def topics_menu(self, with_text: bool = True) -> dict:
+    def topics_menu(self) -> dict:
         topics = {e.get("topic") for e in self.kb.faq.values()}
         buttons = [[{"label": label, "value": f"topic:{t}"}] for t, label in self.flow.topics.items() if t in topics]
         buttons += [[{"label": "典型案例", "value": "show:cases"}], [{"label": "法律法规", "value": "show:laws"}]]

@@ -173,7 +173,7 @@ class Engine:
                               ][: self.flow.limits["candidates"]]
         if result.type == "out_of_scope":
             if result.subtype == "out_of_scope.other":
-                out.append(self._text_of("out_of_scope_where_other"))
+                out.append(self._msg("not_our_topic"))
                 out.extend(self._prompt(state))
                 state["history"].pop()
                 return True
@@ -184,7 +184,7 @@ class Engine:
         state["step"] = "confirm"
         state["pending"]["unsure"] = bool(result.unsure)
         if not result.unsure:
-            out.extend(self._reading(result.subtype))
+            out.extend(self.card.reading(result.subtype))
         out.extend(self._prompt(state))
         return True
 
@@ -314,7 +314,7 @@ class Engine:
         if self._maybe_faq(state, text, out):
             return True
         out.append(self._msg("province_unknown", text=text[:20]))
-        out.extend(self._prompt(state, repeat=True))
+        out.extend(self._prompt(state))
         return True
 
     def _value_province(self, state: dict, value: str, out: list[dict]) -> None:
@@ -455,14 +455,14 @@ class Engine:
             return True
         if question:
             out.append(self._msg("faq_unknown"))
-            out.append(self.card.topics_menu(with_text=False))
+            out.append(self.card.topics_menu())
             out.append(self._msg("faq_resume"))
             out.extend(self._prompt(state))
             return True
         return False
 
     # ── prompts, buttons and input matching ─────────────────────────
-    def _prompt(self, state: dict, repeat: bool = False) -> list[dict]:
+    def _prompt(self, state: dict) -> list[dict]:
         step = state["step"]
         case = state["case"]
         if step == "confirm":
@@ -571,19 +571,11 @@ class Engine:
         elif len(set(_SIMPLIFIED_ONLY.findall(text))) >= 2:
             state["lang"] = "hans"
 
-    def _reading(self, sid: str) -> list[dict]:
-        return self.card.reading(sid)
-
     def _msg(self, key: str, buttons: list[list[dict]] | None = None, **values) -> dict:
         reply = {"text": self.flow.text(key, **values)}
         if buttons:
             reply["buttons"] = buttons
         return reply
-
-    def _text_of(self, key: str) -> dict:
-        if key == "out_of_scope_where_other":
-            return {"text": self.flow.out_of_scope_where["out_of_scope.other"]}
-        return self._msg(key)
 
     def _localise(self, state: dict, replies: list[dict]) -> list[dict]:
         """Chinese punctuation, and Traditional characters for users who write them."""

@@ -21,7 +21,6 @@ class Flow:
     channels: dict[str, str]
     conditions: dict[str, str]
     topics: dict[str, str]
-    out_of_scope_where: dict[str, str]
     steps: dict[str, dict]
     buttons: dict[str, list[dict]]
     none_of_these: dict
@@ -56,7 +55,7 @@ def load_flow(data_dir: Path = DATA_DIR) -> Flow:
         f = Flow(
             texts={k: str(v) for k, v in texts["texts"].items()},
             channels=texts["channels"], conditions=texts["conditions"],
-            topics=texts["topics"], out_of_scope_where=texts["out_of_scope_where"],
+            topics=texts["topics"],
             steps={s["id"]: s for s in flow["steps"]},
             buttons=flow["buttons"], none_of_these=flow["buttons"]["none_of_these"],
             facts=flow["facts"], answers=flow["answers"], commands=flow["commands"],
