@@ -74,6 +74,7 @@ class Classifier:
         # decisive, out-of-scope, blocking and flag phrases must be said, not guessed
         self.index = CueIndex(cues, fuzzy_ok=lambda c: 0 < c.weight <= 1.0
                               and not c.target.startswith(("out_of_scope", "block:", "flag")))
+        self.is_flag = [c.target.startswith("flag") for c in self.index.cues]
         self.examples: list[str] = []
         self.example_target: list[str] = []
         for sid, s in kb.subtypes.items():
@@ -126,17 +127,19 @@ class Classifier:
         fired: dict[str, list[str]] = defaultdict(list)
         found = self.index.found_parts(text)
         flag_hits, blocked = [], set()
+        cues, is_flag = self.index.cues, self.is_flag
         for ci, credit in self.index.match(text, found=found, enough=FUZZY_ENOUGH):
-            cue = self.index.cues[ci]
-            if cue.target.startswith("flag"):
+            cue = cues[ci]
+            if is_flag[ci]:
                 if cue.target == "flag-":     # a phrase that looks like a flag but is not
                     pid = self.index.cue_parts[ci][0]
                     blocked.update(k for i in found[pid] for k in range(i, i + len(cue.parts[0])))
                 else:
                     flag_hits.append(ci)
                 continue
-            credits[cue.target].append(cue.weight * credit)
-            fired[cue.target].append(cue.text)
+            target = cue.target
+            credits[target].append(cue.weight * credit)
+            fired[target].append(cue.text)
         stated = set()
         for ci in flag_hits:
             pid = self.index.cue_parts[ci][0]

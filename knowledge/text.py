@@ -43,14 +43,20 @@ class Normalised:
     traditional: bool  # the user wrote Traditional Chinese
 
 
-def is_traditional(text: str) -> bool:
-    """True when converting to Simplified changes enough characters."""
-    han = [c for c in text if "\u4e00" <= c <= "\u9fff"]
-    if not han:
-        return False
-    simplified = _t2s.convert("".join(han))
-    changed = sum(1 for a, b in zip(han, simplified) if a != b)
-    return changed >= 2 or (changed == 1 and len(han) <= 6)
+def is_traditional(text: str, simplified: str | None = None) -> bool:
+    """True when converting to Simplified changes enough characters
+    (`simplified`: the text already converted, when the caller has it)."""
+    if simplified is None or len(simplified) != len(text):
+        simplified = _t2s.convert(text)
+        if len(simplified) != len(text):      # a phrase conversion changed the length: compare the Han only
+            han = "".join(c for c in text if "\u4e00" <= c <= "\u9fff")
+            return is_traditional(han, _t2s.convert(han)) if han != text else False
+    changed = han = 0
+    for a, b in zip(text, simplified):
+        if "\u4e00" <= a <= "\u9fff":
+            han += 1
+            changed += a != b
+    return changed >= 2 or (changed == 1 and han <= 6)
 
 
 def to_simplified(text: str) -> str:
@@ -85,8 +91,9 @@ def normalise(raw: str) -> Normalised:
     nfkc = clean(raw[: MAX_CHARS * 2])[:MAX_CHARS]
     links = extract_links(nfkc)
     without_links = _URL.sub(" ", nfkc) if links else nfkc
-    traditional = is_traditional(without_links)
-    simplified = _t2s.convert(without_links).lower()
+    converted = _t2s.convert(without_links)
+    traditional = is_traditional(without_links, converted)
+    simplified = converted.lower()
     simplified = _VARIANT.sub(lambda m: _VARIANTS[m.group(0)], simplified)
     text = _SPACE.sub(" ", simplified).strip()
     return Normalised(
