@@ -108,11 +108,11 @@ class Classifier:
         candidates = [{"subtype": self.subtypes[i], "score": _squash(float(raw[i]))}
                       for i in order[:max(MIN_CANDIDATES, 5)]]
         platform, seen = self.platforms.resolve(norm)
-        flags = self._flags(stated, best_sid if best_sid in fired else None, seen)
         other_types = self.type_of_sub != self.type_of_sub[best]
         second_type = float(raw[other_types].max()) if other_types.any() else 0.0
         # sure only with said evidence: what was learned from examples ranks, it does not decide
         said = best_raw - float(learned[best])
+        flags = self._flags(stated, best_sid if said >= 1.0 else None, seen)
         unsure = _squash(said) < UNSURE_BELOW or best_raw - second_type < 0.25 * best_raw
         return Result(
             type=taxonomy.type_of(best_sid), subtype=best_sid, candidates=candidates,
@@ -189,6 +189,4 @@ class Classifier:
             found.add("dispute")
         if len(seen_platforms) >= 2:
             found.add("cross_platform")
-        if best and taxonomy.type_of(best) == "out_of_scope":
-            found.clear()
         return [f for f in taxonomy.FLAGS if f in found]

@@ -399,9 +399,13 @@ def test_no_flags_for_a_plain_case():
     assert flags("有人在网上造谣说我们公司偷税漏税被查封了") == []
 
 
-def test_out_of_scope_carries_no_flags():
-    # a competitor named in a counterfeit-goods complaint is still not a report
-    assert flags("竞争对手在淘宝上卖我们品牌的假货") == []
+def test_out_of_scope_still_states_its_facts():
+    # flags are what the text states (taxonomy.md), whatever the reading: a competitor
+    # selling fakes is an IP matter, and the parties are competitors
+    from knowledge import classify
+    r = classify("竞争对手在淘宝上卖我们品牌的假货")
+    assert r.type == "out_of_scope"
+    assert r.flags == ["dispute"]
 
 
 # ------------------------------------------------------------------ the data the classifier matches
