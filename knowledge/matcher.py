@@ -147,7 +147,7 @@ class CueIndex:
             window = text[max(0, k - len(cue)):k + 2 * len(cue)]
             score = fuzz.partial_ratio(cue, window, score_cutoff=FUZZY_CUTOFF)
             if score:
-                out.append((ci, FUZZY_CREDIT * score / 100.0))
+                out.append((ci, FUZZY_CREDIT))   # past the cutoff a slip counts nearly as the word
         return out
 
 
