@@ -329,3 +329,12 @@ def test_a_weakly_matching_question_is_offered_not_asserted(engine):
     assert "是不是想问" in texts(replies)
     assert not any("——" in r.get("text", "") for r in replies)      # no cited answer given as if it fitted
     assert any(v.startswith("faq:") for v in values(replies))
+
+
+def test_not_knowing_the_platform_moves_on(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": "有人在群里发了我们董事长的身份证照片和家庭住址"})
+    state, replies = engine.handle(state, answer_for(state, replies, "privacy_leak.identity_documents"))
+    assert state["step"] == "where"
+    state, replies = engine.handle(state, {"type": "text", "text": "不知道"})
+    assert state["step"] == "link" and state["case"]["platform"] is None
