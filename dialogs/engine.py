@@ -173,6 +173,12 @@ class Engine:
                               ][: self.flow.limits["candidates"]]
         if result.type == "out_of_scope":
             if result.subtype == "out_of_scope.other":
+                if result.unsure and self._about_us(text):
+                    # something happened to the enterprise, in words we do not know: let them pick
+                    state["step"] = "pick_type"
+                    out.append(self._msg("unsure_pick"))
+                    out.extend(self._prompt(state))
+                    return True
                 out.append(self._msg("not_our_topic"))
                 out.extend(self._prompt(state))
                 state["history"].pop()
@@ -188,6 +194,11 @@ class Engine:
         out.extend(self._prompt(state))
         return True
 
+    def _about_us(self, text: str) -> bool:
+        """The text speaks of the enterprise (我们, 公司, 老板 ...), not of something else."""
+        compact = normalise(text).compact
+        return any(w in compact for w in self.flow.about_us)
+
     def faq_first(self, text: str, result) -> bool:
         """A question that is not a description of an incident goes to the FAQ."""
         from knowledge.faq import looks_like_question
@@ -195,6 +206,13 @@ class Engine:
 
     def _value_confirm(self, state: dict, value: str, out: list[dict]) -> None:
         self._choose_subtype(state, value[4:], out)
+
+    def _text_pick_type(self, state: dict, text: str, out: list[dict]) -> bool:
+        """A fuller description typed instead of picking a type is read again."""
+        if len(normalise(text).compact) < self.flow.limits["min_describe_chars"] * 2:
+            return False
+        state["step"] = "describe"
+        return self._text_describe(state, text, out)
 
     def _value_pick_type(self, state: dict, value: str, out: list[dict]) -> None:
         self._push(state)

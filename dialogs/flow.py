@@ -29,6 +29,7 @@ class Flow:
     commands: dict[str, list[str]]
     limits: dict[str, int]
     tracking: dict[str, str]
+    about_us: list[str]
     tracking_buttons: dict[str, str]
 
     def text(self, key: str, **values) -> str:
@@ -61,6 +62,7 @@ def load_flow(data_dir: Path = DATA_DIR) -> Flow:
             facts=flow["facts"], answers=flow["answers"], commands=flow["commands"],
             limits=flow["limits"],
             tracking={k: str(v) for k, v in texts["tracking"].items()},
+            about_us=[str(w) for w in flow.get("about_us") or []],
             tracking_buttons=texts["tracking_buttons"],
         )
     except (KeyError, TypeError) as e:

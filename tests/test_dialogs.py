@@ -338,3 +338,19 @@ def test_not_knowing_the_platform_moves_on(engine):
     assert state["step"] == "where"
     state, replies = engine.handle(state, {"type": "text", "text": "不知道"})
     assert state["step"] == "link" and state["case"]["platform"] is None
+
+
+def test_a_vague_complaint_about_us_offers_the_types_and_takes_a_fuller_description(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": "我们被搞了"})
+    assert state["step"] == "pick_type"
+    state, replies = engine.handle(state, {"type": "text", "text": "有个公众号说我们公司资金链断裂要破产了，全是编的"})
+    assert state["step"] == "confirm"
+    assert "rumor.exaggerated_difficulty" in state["case"]["candidates"]
+
+
+def test_chit_chat_is_not_taken_for_a_report(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": "帮我查下天气"})
+    assert state["step"] == "describe"
+    assert "涉企网络侵权" in texts(replies)
