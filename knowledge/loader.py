@@ -127,6 +127,14 @@ class _Checker:
             return []
         return [str(v) for v in value]
 
+    def claim(self, owners: dict[str, str], key: str, owner: str, file: str, fld: str, message: str,
+              shown: str | None = None) -> None:
+        """`key` (a name, domain or phrasing) belongs to one owner only; a second owner is a problem.
+        `message` is formatted with {key} (as written: `shown`) and {other}."""
+        other = owners.setdefault(key, owner)
+        if other != owner:
+            self.add(file, owner, fld, message.format(key=repr(shown or key), other=repr(other)))
+
     def refs(self, file: str, entry: dict, fld: str, known, message: str) -> None:
         """Every id listed in entry[fld] must be one of `known`; message names what it should be."""
         for value in self.strings(file, entry, fld):
@@ -385,16 +393,12 @@ def _check_platforms(ck: _Checker, data: Any) -> dict:
         names = [p.get("name", "")] + ck.strings(f, p, "aliases") + ck.strings(f, p, "products")
         for a in names:
             key = str(a).lower()
-            if key in alias_owner and alias_owner[key] != pid:
-                ck.add(f, pid, "aliases", f"{a!r} is also a name of {alias_owner[key]!r}")
-            alias_owner.setdefault(key, pid)
+            ck.claim(alias_owner, key, pid, f, "aliases", "{key} is also a name of {other}", shown=a)
         for d in ck.strings(f, p, "domains", required=True):
             key = d.lower()
             if "/" in key or ":" in key or " " in key:
                 ck.add(f, pid, "domains", f"{d!r}: give a host like m.weibo.cn, no scheme or path")
-            if key in domain_owner and domain_owner[key] != pid:
-                ck.add(f, pid, "domains", f"{d!r} also belongs to {domain_owner[key]!r}")
-            domain_owner.setdefault(key, pid)
+            ck.claim(domain_owner, key, pid, f, "domains", "{key} also belongs to {other}", shown=d)
         complaint = p.get("complaint")
         if not isinstance(complaint, dict):
             ck.add(f, pid, "complaint", "missing: how to complain on this platform")
@@ -432,9 +436,7 @@ def _check_channels(ck: _Checker, data: Any) -> dict:
     for pid, p in provinces.items():
         ck.text(f, p, "name")
         for a in [p.get("name", "")] + ck.strings(f, p, "aliases"):
-            if a in seen and seen[a] != pid:
-                ck.add(f, pid, "aliases", f"{a!r} is also a name of {seen[a]!r}")
-            seen.setdefault(a, pid)
+            ck.claim(seen, a, pid, f, "aliases", "{key} is also a name of {other}")
         portal = p.get("portal")
         if isinstance(portal, dict):
             _check_contact(ck, f, f"{pid} portal", portal)
@@ -477,9 +479,7 @@ def _check_faq(ck: _Checker, data: Any) -> dict:
             ck.text(f, q, fld)
         ck.source(f, q)
         for p in [q.get("question", "")] + ck.strings(f, q, "phrasings"):
-            if p in phrasing_owner and phrasing_owner[p] != qid:
-                ck.add(f, qid, "phrasings", f"{p!r} is also a phrasing of {phrasing_owner[p]!r}")
-            phrasing_owner.setdefault(p, qid)
+            ck.claim(phrasing_owner, p, qid, f, "phrasings", "{key} is also a phrasing of {other}")
         ck.refs(f, q, "related", faq, "no FAQ entry")
     return faq
 
