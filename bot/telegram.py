@@ -187,6 +187,9 @@ class TelegramBot:
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user if isinstance(update, Update) else None
+        failed = turn_failed.get()
+        if failed is not None and isinstance(context.error, (StoreError, OSError)):
+            failed.append(user.id if user else None)       # webhook: answer 503, Telegram resends
         log.error("error handling an update from user %s: %s", user.id if user else None,
                   type(context.error).__name__)
 

@@ -29,6 +29,7 @@ class FakeTelegram:
         self._new = asyncio.Event()
         self.hold: dict[int, asyncio.Event] = {}                # chat id -> sendMessage waits for it
         self.failures: dict[str, list[tuple[int, dict]]] = {}   # method -> [(status, error body)]
+        self.chat_failures: dict[int, list[tuple[int, dict]]] = {}   # chat id -> [(status, error body)]
         self.files: dict[str, bytes] = {}                     # file_id -> content served by getFile
         self.webhook: dict | None = None                        # the last setWebhook parameters
         self.runner: web.AppRunner | None = None
@@ -94,8 +95,11 @@ class FakeTelegram:
         method = request.match_info["method"]
         params = await self._params(request)
         self.calls.append((method, params))
-        if self.failures.get(method):
-            status, body = self.failures[method].pop(0)
+        chat = params.get("chat_id")
+        queue = self.failures.get(method) or (self.chat_failures.get(int(chat)) if str(chat).lstrip("-").isdigit()
+                                               else None)
+        if queue:
+            status, body = queue.pop(0)
             return web.json_response({"ok": False, "error_code": status} | body, status=status)
         result = await getattr(self, f"api_{method}", self.api_default)(params)
         if result is None:

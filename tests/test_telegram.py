@@ -310,8 +310,8 @@ async def test_a_blocked_user_is_recorded_and_not_retried_but_a_network_failure_
     store = open_store(None, backend="memory")
     alice_case = await _submitted_long_ago(store, ALICE)
     bob_case = await _submitted_long_ago(store, BOB)
-    fake.failures["sendMessage"] = [(403, {"description": "Forbidden: bot was blocked by the user"}),
-                                    (502, {"description": "Bad Gateway"})]
+    fake.chat_failures[ALICE] = [(403, {"description": "Forbidden: bot was blocked by the user"})]
+    fake.chat_failures[BOB] = [(502, {"description": "Bad Gateway"})]
     async with running(fake, tmp_path, store, engine) as d:
         now = datetime.now(timezone.utc)
         await sweep(store, now)
