@@ -158,7 +158,8 @@ def build_app(settings: Settings, store, *, clock=utcnow, start_telegram: bool =
         if telegram is not None:
             await telegram.start()
             app[STATUS]["running"] = True
-        sender.start()
+        if sender.deliverers or sender.operator:      # staff side alone: messages wait for the bot
+            sender.start()
         sweeper.start()
 
     async def shutdown(app: web.Application) -> None:
