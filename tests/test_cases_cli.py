@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot import cases_cli
-from bot.cases_cli import EXPORT_COLUMNS, redact
+from bot.cases_cli import redact
+from bot.ops import texts
 from bot.cli import main
 from bot.store import open_store
 
@@ -144,13 +145,13 @@ def test_list_unknown_status_is_refused(data_dir, capsys):
     assert code == 2 and "pending" in err and "submitted" in err and out == ""
 
 
-def test_list_without_a_data_dir_creates_nothing(tmp_path, monkeypatch, capsys):
+def test_a_missing_data_dir_is_an_error_and_creates_nothing(tmp_path, monkeypatch, capsys):
     d = tmp_path / "nothing"
     monkeypatch.setenv("HUQI_DATA_DIR", str(d))
-    code, out, _ = run(capsys, "list")
-    assert code == 0 and "no cases" in out
+    code, out, err = run(capsys, "list")
+    assert code == 3 and str(d) in err and "HUQI_DATA_DIR" in err and out == ""
     assert not d.exists()
-    assert run(capsys, "show", "HQ-2611-7K3Q")[0] == 2
+    assert run(capsys, "show", "HQ-2611-7K3Q")[0] == 3
     assert not d.exists()
 
 
@@ -264,14 +265,15 @@ def test_export_to_file(data_dir, capsys, tmp_path):
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
     text = raw.decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == EXPORT_COLUMNS
+    cols = texts()["export_columns"]
+    rows = [{k: r[label] for k, label in cols.items()} for r in csv.DictReader(io.StringIO(text))]
     assert sorted(r["id"] for r in rows) == sorted(IDS)
     a = next(r for r in rows if r["id"] == "HQ-2609-AAAA")
-    assert a["enterprise"] == "杭州甲科技有限公司" and a["platform"] == "微博" and a["province"] == "浙江"
-    assert a["flags"] == "extortion" and a["status"] == "draft" and a["subtype"] == "rumor.x"
+    assert a["enterprise"] == "杭州甲科技有限公司" and a["platform"] == "微博" and a["province"] == "浙江省"
+    assert a["flags"] == "extortion" and a["status"] == "草稿" and a["type"] == "谣言性信息"
+    assert a["created_at"] == "2026-09-26 16:00"  # Beijing time (08:00 UTC, 40 days before NOW)
     b = next(r for r in rows if r["id"] == "HQ-2610-BBBB")
-    assert b["channel"] == "platform" and "已提交" in b["last_event"] and "DY-1" in b["last_event"]
+    assert b["channel"] == "平台" and "已提交" in b["last_event"] and "DY-1" in b["last_event"]
     assert next(r for r in rows if r["id"] == "HQ-2611-EEEE")["enterprise"] == "宁波乙贸易有限公司"
     for secret in (PHONE, ID_NUMBER, "SECRET-EVIDENCE-TEXT", "555001"):
         assert secret not in text
@@ -281,7 +283,7 @@ def test_export_to_stdout_with_filters(data_dir, capsys):
     code, out, _ = run(capsys, "export", "--status", "closed")
     assert code == 0 and out.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(out[1:])))
-    assert sorted(r["id"] for r in rows) == ["HQ-2601-CCCC", "HQ-2610-DDDD"]
+    assert sorted(r[texts()["export_columns"]["id"]] for r in rows) == ["HQ-2601-CCCC", "HQ-2610-DDDD"]
 
 
 def test_export_to_an_unwritable_place(data_dir, capsys, tmp_path):
@@ -296,10 +298,10 @@ def test_purge_removes_old_closed_cases_only(data_dir, capsys):
     code, out, _ = run(capsys, "purge", "--dry-run")
     assert code == 0 and "HQ-2601-CCCC" in out and "HQ-2610-DDDD" not in out
     assert len(load(data_dir)) == 5
-    code, out, _ = run(capsys, "purge")
+    code, out, _ = run(capsys, "purge", "--yes")
     assert code == 0 and "HQ-2601-CCCC" in out and "purged 1 case" in out
     assert sorted(c["id"] for c in load(data_dir)) == sorted(set(IDS) - {"HQ-2601-CCCC"})
-    code, out, _ = run(capsys, "purge", "--days", "5")
+    code, out, _ = run(capsys, "purge", "--days", "5", "--yes")
     assert code == 0 and "HQ-2610-DDDD" in out
     # Open cases are never purged, however old.
     assert sorted(c["id"] for c in load(data_dir)) == ["HQ-2609-AAAA", "HQ-2610-BBBB", "HQ-2611-EEEE"]
