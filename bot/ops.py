@@ -474,7 +474,7 @@ def _event_view(ev: dict) -> dict:
 def attachment_view(a: dict, index: int) -> dict:
     return {"index": index, "name": _one_line(a.get("name") or "file"), "size": a.get("size"),
             "mime": a.get("mime"), "sha256": a.get("sha256"), "received_at": a.get("received_at"),
-            "link": _one_line(a.get("link")) if a.get("link") else None, "stored": bool(a.get("path"))}
+            "link": _one_line(a.get("link")) if a.get("link") else None, "stored": bool(a.get("path") or a.get("sha256"))}
 
 
 def outbox_view(m: dict) -> dict:
@@ -659,6 +659,8 @@ async def transition(store, case_id: str, to: Any, *, who: str, now: datetime, n
     days = days or _default_days()
     rem = await reminders.after_transition(store, updated, now, days)
     msg = await _notify_owner(store, updated, "status", _notify_text(updated, event), now)
+    from bot import satisfaction
+    await satisfaction.ask_if_closed(store, updated, now)
     final = await get_case(store, updated["id"])
     return {"case": case_summary(final, now, days), "event": _event_view(event),
             "next_action": next_action(final, _ctx().lc),
@@ -869,10 +871,15 @@ def _safe_name(name: Any, index: int) -> str:
     return f"{index + 1:02d}_{base[:100]}"
 
 
-def _resolve(files_dir: Path, rel: Any) -> Optional[Path]:
-    """The attachment's file inside files_dir (None for a path leading outside it)."""
+def _resolve(files_dir: Path, rel: Any, sha256: Any = None) -> Optional[Path]:
+    """The attachment's file inside files_dir: its relative path, or where its sha256 names it
+    (see bot.files); None for a path leading outside it."""
     if not isinstance(rel, str) or not rel:
-        return None
+        from bot import files
+        try:
+            return files.path_for(files_dir, sha256) if isinstance(sha256, str) else None
+        except ValueError:
+            return None
     root = Path(files_dir).resolve()
     path = (root / rel).resolve()
     try:
@@ -903,7 +910,7 @@ def build_package(case: dict, files_dir: Path, now: datetime) -> bytes:
             if not isinstance(a, dict):
                 continue
             name = _safe_name(a.get("name"), i)
-            path = _resolve(files_dir, a.get("path"))
+            path = _resolve(files_dir, a.get("path"), a.get("sha256"))
             note, sha, size = "", a.get("sha256") or "", a.get("size")
             if path is None or not path.is_file():
                 note, stored = t["errors"]["missing_file"], ""

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 import pytest
 from aiohttp import web
+from telegram import Update
 
 from bot.config import load_settings
 from bot.outbox import enqueue
 from bot.sender import Sender
-from bot.server import build_app
+from bot.server import TELEGRAM, build_app
 from bot.store import open_store
-from tests.fake_telegram import TOKEN, FakeTelegram, keyboard, text_update, texts
+from tests.fake_telegram import TOKEN, FakeTelegram, button_update, keyboard, text_update, texts
 
 ALICE, BOB = 1001, 2002
 SECRET = "s3cret-Token_value"
@@ -263,3 +264,112 @@ async def test_sigterm_lets_the_turn_in_flight_finish(fake, tmp_path):
         assert (await store.get_state(f"telegram:{ALICE}"))["state"]["step"]
     finally:
         await store.close()
+
+
+# ── staff and owner, end to end ─────────────────────────────────────
+API_TOKEN = "desk-token-0123456789"
+
+
+async def api(base: str, method: str, path: str, body: dict | None = None, token: str = API_TOKEN):
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, base + path, json=body,
+                                headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status, await resp.json()
+
+
+async def telegram_case(store, uid: int) -> str:
+    case = await store.create({"owner": {"messenger": "telegram", "user_id": str(uid)}, "status": "draft",
+                               "type": "rumor", "subtype": "rumor.exaggerated_difficulty", "platform": "weibo",
+                               "province": "广东", "enterprise": "青禾食品有限公司"})
+    return case["id"]
+
+
+async def test_a_status_change_by_staff_reaches_the_owner_once_and_names_who_made_it(fake, tmp_path):
+    env = env_for(tmp_path, fake, HUQI_API_TOKENS=f"desk:{API_TOKEN}")
+    async with service(env) as (url, store, _app):
+        case_id = await telegram_case(store, ALICE)
+        status, body = await api(url, "POST", f"/api/v1/cases/{case_id}/transitions",
+                                 {"to": "submitted", "channel": "platform", "note": "已代为提交"})
+        assert status == 200, body
+        await fake.wait_for(lambda: case_id in texts(fake.sent(ALICE)), timeout=10)
+        await asyncio.sleep(1.5)                                  # a few more sender ticks
+        assert texts(fake.sent(ALICE)).count(case_id) == 1
+        assert fake.sent(BOB) == []
+        case = await store.get(case_id)
+        assert case["history"][-1]["who"] == "desk" and case["status"] == "submitted"
+        (msg,) = await store.outbox_list(case_id=case_id)
+        assert msg["status"] == "sent"
+        status, body = await api(url, "POST", f"/api/v1/cases/{case_id}/transitions", {"to": "closed"})
+        assert status == 409                                      # the lifecycle decides
+
+
+async def test_closing_a_case_asks_the_owner_once_how_satisfied_they_are(fake, tmp_path):
+    env = env_for(tmp_path, fake, HUQI_API_TOKENS=f"desk:{API_TOKEN}")
+    async with service(env) as (url, store, app):
+        case_id = await telegram_case(store, ALICE)
+        for step in ({"to": "submitted", "channel": "platform"}, {"to": "action_taken", "outcome": "deleted"},
+                     {"to": "closed", "reason": "resolved"}):
+            status, body = await api(url, "POST", f"/api/v1/cases/{case_id}/transitions", step)
+            assert status == 200, body
+        ask = await fake.wait_for(lambda: [c for c in fake.sent(ALICE) if len(keyboard(c)) == 5], timeout=10)
+        five = next(b for b in keyboard(ask[-1]) if b["text"].startswith("5"))
+        tg = app[TELEGRAM]
+        upd = Update.de_json(dict(button_update(ALICE, five["callback_data"]), update_id=10**6), tg.app.bot)
+        await tg.app.process_update(upd)
+        upd = Update.de_json(dict(text_update(ALICE, "处理很快，谢谢"), update_id=10**6 + 1), tg.app.bot)
+        await tg.app.process_update(upd)
+        sat = (await store.get(case_id))["satisfaction"]
+        assert sat["score"] == 5 and sat["comment"] == "处理很快，谢谢"
+        forged = Update.de_json(dict(button_update(BOB, f"sat:1:{case_id}"), update_id=10**6 + 2), tg.app.bot)
+        await tg.app.process_update(forged)                       # not Bob's case: nothing changes
+        assert (await store.get(case_id))["satisfaction"]["score"] == 5
+        status, stats = await api(url, "GET", "/api/v1/stats")
+        assert status == 200 and "satisfaction" in json.dumps(stats)
+
+
+async def test_a_notification_queued_before_a_sigkill_arrives_once_after_the_restart(fake, tmp_path):
+    env = cli_env(tmp_path, HUQI_API_TOKENS=f"desk:{API_TOKEN}")
+    store = open_store(tmp_path / "data")
+    case_id = await telegram_case(store, ALICE)
+    await store.close()
+    proc = await start_serve(env)                                 # staff side only: nothing is sent
+    base = f"http://127.0.0.1:{env['HUQI_HTTP_PORT']}"
+    try:
+        status, body = await api(base, "POST", f"/api/v1/cases/{case_id}/transitions",
+                                 {"to": "submitted", "channel": "platform"})
+        assert status == 200, body
+    finally:
+        proc.kill()                                               # SIGKILL: no goodbye
+        await proc.wait()
+    env.update(HUQI_TELEGRAM_TOKEN=TOKEN, HUQI_TELEGRAM_API_URL=fake.base_url)
+    for _ in range(2):                                            # restart, and restart again
+        proc = await start_serve(env)
+        try:
+            await fake.wait_for(lambda: case_id in texts(fake.sent(ALICE)), timeout=15)
+            await asyncio.sleep(1.5)
+        finally:
+            await stop(proc)
+    assert texts(fake.sent(ALICE)).count(case_id) == 1
+
+
+async def test_huqi_cases_set_status_works_while_the_service_runs(tmp_path):
+    env = cli_env(tmp_path, HUQI_API_TOKENS=f"desk:{API_TOKEN}")
+    store = open_store(tmp_path / "data")
+    case_id = await telegram_case(store, ALICE)
+    await store.close()
+    proc = await start_serve(env)
+    try:
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "cases", "set-status", case_id, "submitted", "--channel", "platform",
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(cli.communicate(), 30)
+        assert cli.returncode == 0, err.decode()
+        status, body = await api(f"http://127.0.0.1:{env['HUQI_HTTP_PORT']}", "GET", f"/api/v1/cases/{case_id}")
+        assert body["status"] == "submitted" and body["history"][-1]["to"] == "submitted"
+        listing = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "cases", "list", "--platform", "微博", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(listing.communicate(), 30)
+        assert listing.returncode == 0 and case_id in out.decode()
+    finally:
+        await stop(proc)
