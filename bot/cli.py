@@ -138,6 +138,8 @@ def cmd_serve(args) -> int:
         except (StoreError, OSError) as e:
             print(texts.text("store_error", error=e), file=sys.stderr)
             return 2
+        from bot.store.states_import import import_states_file
+        await import_states_file(store, settings.data_dir / "telegram_states.json")
         try:
             return await serve(settings, store)
         except InvalidToken:

@@ -1,7 +1,7 @@
 """Settings: one typed object read once from the environment.
 
-Every other module receives values from :class:`Settings`; none reads
-``os.environ`` itself.  A missing or malformed setting raises
+``huqi serve`` reads them once at start and hands the values on; no other
+module reads ``os.environ``.  A missing or malformed setting raises
 :class:`SettingsError` with one line that names the variable.
 """
 from __future__ import annotations
@@ -184,48 +184,36 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-_settings: Settings | None = None
-
-
-def settings() -> Settings:
-    """The process's settings, read on first use."""
-    global _settings
-    if _settings is None:
-        _settings = load_settings()
-    return _settings
-
-
-def reset() -> None:
-    """Forget the cached settings (tests that change the environment)."""
-    global _settings
-    _settings = None
-
-
-# Compatibility for callers that want one value.
 def data_dir() -> Path:
-    return load_settings_lenient().data_dir
+    """Where cases and drafts live: HUQI_DATA_DIR, default ./data."""
+    return _lenient().data_dir
 
 
 def telegram_token() -> str | None:
-    return os.environ.get("HUQI_TELEGRAM_TOKEN") or os.environ.get("TELEGRAM_BOT_TOKEN") or None
+    return _lenient().telegram_token
 
 
-def load_settings_lenient() -> Settings:
+def _lenient() -> Settings:
+    """The settings, or for callers that only need the data directory and token when another
+    setting is malformed (the terminal chat should still start), those two read alone."""
     try:
         return load_settings()
     except SettingsError:
-        return Settings(data_dir=Path(os.environ.get("HUQI_DATA_DIR") or "data").resolve(),
-                        files_dir=Path(os.environ.get("HUQI_DATA_DIR") or "data").resolve() / "files")
+        env = os.environ
+        base = Path(_get(env, "HUQI_DATA_DIR") or "data").resolve()
+        return Settings(data_dir=base, files_dir=base / "files",
+                        telegram_token=_get(env, "HUQI_TELEGRAM_TOKEN", "TELEGRAM_BOT_TOKEN"))
+
+
+load_settings_lenient = _lenient
 
 
 def reminder_days() -> int:
     """Days without news before a reminder: HUQI_REMINDER_DAYS, else routing.yaml's
     no_response_days (huqi's own default, not a legal time limit)."""
+    configured = _lenient().reminder_days
+    if configured:
+        return configured
     from knowledge import knowledge
     from knowledge.routing import no_response_days
-    default = no_response_days(knowledge())
-    raw = os.environ.get("HUQI_REMINDER_DAYS")
-    try:
-        return max(1, int(raw)) if raw else default
-    except ValueError:
-        return default
+    return no_response_days(knowledge())
