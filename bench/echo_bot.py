@@ -1,6 +1,6 @@
 """A plain PTB echo bot in webhook mode: the floor any PTB bot pays on this machine (bench/telegram.py).
 
-Usage: python bench/echo_bot.py PORT BASE_URL
+Usage: python -m bench.echo_bot PORT BASE_URL  (from the project's root)
 """
 from __future__ import annotations
 

@@ -80,66 +80,94 @@ async def seed(data_dir: Path, users: int) -> None:
         await store.close()
 
 
-def first_reply_kind(text: str) -> str:
-    return text[:12]
+async def settle(fake: Recorder, chats: list[int], expected: int, timeout: float = 60) -> None:
+    """Wait until the chats received ``expected`` messages in all, or nothing came for a second."""
+    deadline, last, quiet_since = time.perf_counter() + timeout, -1, time.perf_counter()
+    while time.perf_counter() < deadline:
+        got = sum(len(fake.replies.get(c, [])) for c in chats)
+        if got >= expected:
+            return
+        if got != last:
+            last, quiet_since = got, time.perf_counter()
+        elif time.perf_counter() - quiet_since > 3:
+            return
+        await asyncio.sleep(0.02)
 
 
-async def run_load(fake: Recorder, send, users: int, per_user: int) -> dict:
-    """Every user sends ``per_user`` messages at once; returns the figures for this run."""
+async def calibrate(fake: Recorder, send, uid: int) -> dict:
+    """How many messages each command's reply takes, and how the first one starts."""
+    shape = {}
+    await send(text_update(uid, "/start"))
+    await settle(fake, [uid], 1)
+    await asyncio.sleep(0.5)
+    for cmd in COMMANDS:
+        before = len(fake.replies.get(uid, []))
+        await send(text_update(uid, cmd))
+        await settle(fake, [uid], before + 1)
+        await asyncio.sleep(0.5)
+        replies = fake.replies[uid][before:]
+        shape[cmd] = (len(replies), replies[0][1][:10])
+    return shape
+
+
+async def run_load(fake: Recorder, send, users: int, per_user: int, shape: dict) -> dict:
+    """Every user sends ``per_user`` messages (alternating commands); the figures for this run.
+
+    A round trip ends when the last message of its reply arrived; a reply
+    whose first message does not start as that command's reply is counted
+    as out of order; missing messages as lost.
+    """
     base = 100_000 + users * 1000
-    expected: dict[int, list[tuple[float, str]]] = {}
-    fake.replies.clear()
+    chats = [base + u for u in range(users)]
+    sent: dict[int, list[tuple[float, str]]] = {c: [] for c in chats}
+    for c in chats:
+        fake.replies.pop(c, None)
     start = time.perf_counter()
 
     async def user(uid: int) -> None:
-        sent = []
         for i in range(per_user):
-            sent.append((time.perf_counter(), COMMANDS[i % 2]))
-            await send(text_update(uid, COMMANDS[i % 2]))
-        expected[uid] = sent
+            cmd = COMMANDS[i % 2]
+            sent[uid].append((time.perf_counter(), cmd))
+            await send(text_update(uid, cmd))
 
-    await asyncio.gather(*(user(base + u) for u in range(users)))
-    total = users * per_user
-    deadline = time.perf_counter() + 60
-    while time.perf_counter() < deadline:
-        got = sum(min(len(fake.replies.get(base + u, [])), per_user) for u in range(users))
-        if got >= total:
-            break
-        await asyncio.sleep(0.02)
+    await asyncio.gather(*(user(c) for c in chats))
+    expected = sum(shape[cmd][0] for c in chats for _t, cmd in sent[c])
+    await settle(fake, chats, expected)
     elapsed = time.perf_counter() - start
-    latencies, lost, reordered = [], 0, 0
-    kinds = {}
-    for u in range(users):
-        uid = base + u
-        replies = fake.replies.get(uid, [])
-        lost += max(0, per_user - len(replies))
-        for (t_sent, cmd), (t_got, text) in zip(expected[uid], replies):
-            latencies.append((t_got - t_sent) * 1000)
-            kinds.setdefault(cmd, text[:8])
-            if kinds[cmd] != text[:8]:
+    latencies, lost, reordered, done = [], 0, 0, 0
+    for c in chats:
+        replies = fake.replies.get(c, [])
+        pos = 0
+        for t_sent, cmd in sent[c]:
+            count, head = shape[cmd]
+            group = replies[pos:pos + count]
+            pos += count
+            if len(group) < count:
+                lost += 1
+                continue
+            done += 1
+            if not group[0][1].startswith(head):
                 reordered += 1
+            latencies.append((group[-1][0] - t_sent) * 1000)
     latencies.sort()
-    done = total - lost
     return {"round_trips_per_s": round(done / elapsed, 1),
             "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1) if latencies else None,
+            "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1) if latencies else None,
             "lost": lost, "reordered": reordered}
 
 
-async def wait_ready(proc) -> None:
+async def start(cmd: list[str], env: dict):
+    """Start a server process; its log goes to a temporary file (a full pipe would stall it)."""
+    log = tempfile.TemporaryFile()
+    proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE, stderr=log,
+                                                cwd=str(ROOT))
     while True:
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         if not line:
-            raise RuntimeError((await proc.stderr.read()).decode()[-2000:])
+            log.seek(0)
+            raise RuntimeError(log.read().decode("utf-8", "replace")[-2000:])
         if b"huqi serve" in line or b"ready" in line:
-            return
-
-
-async def start(cmd: list[str], env: dict):
-    proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.DEVNULL, cwd=str(ROOT))
-    await wait_ready(proc)
-    return proc
+            return proc
 
 
 async def stop(proc) -> None:
@@ -176,8 +204,9 @@ async def bench_service(fake: Recorder, data_dir: Path, sizes: list[int], mode: 
             else:
                 async def send(update):
                     fake.push(update)
+            shape = await calibrate(fake, send, 99)
             for n in sizes:
-                out[n] = await run_load(fake, send, n, MESSAGES_PER_USER)
+                out[n] = await run_load(fake, send, n, MESSAGES_PER_USER, shape)
     finally:
         await stop(proc)
     return out
@@ -185,12 +214,12 @@ async def bench_service(fake: Recorder, data_dir: Path, sizes: list[int], mode: 
 
 async def bench_echo(fake: Recorder, users: int) -> dict:
     port = free_port()
-    proc = await start([sys.executable, str(ROOT / "bench" / "echo_bot.py"), str(port), fake.base_url],
-                       dict(os.environ))
+    proc = await start([sys.executable, "-m", "bench.echo_bot", str(port), fake.base_url], dict(os.environ))
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             send = webhook_sender(http, f"http://127.0.0.1:{port}/hook", itertools.count(1))
-            return await run_load(fake, send, users, MESSAGES_PER_USER)
+            shape = await calibrate(fake, send, 98)
+            return await run_load(fake, send, users, MESSAGES_PER_USER, shape)
     finally:
         await stop(proc)
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from telegram import BotCommand, InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatType
+from telegram.request import HTTPXRequest
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import (Application, ApplicationBuilder, BaseUpdateProcessor, CallbackQueryHandler, ContextTypes,
                           ExtBot, MessageHandler, filters)
@@ -36,6 +37,7 @@ UPDATES = ["message", "callback_query"]
 CONCURRENT_UPDATES = 32    # turns in progress at once (different users; one user's in order)
 FLOOD_WAIT_MAX = 30        # seconds a reply waits out Telegram's flood control; longer: give up
 _sleep = asyncio.sleep
+POOL_SIZE = 256            # connections to the Bot API for sending (PTB's builder default)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -346,7 +348,9 @@ def build_application(token: str, adapter: TelegramBot, *, base_url: str | None 
                       base_file_url: str | None = None, webhook: bool = False) -> Application:
     """The PTB Application with the adapter's handlers; ``webhook``: no updater (updates are fed in)."""
     bot = TolerantBot(token, base_url=base_url or "https://api.telegram.org/bot",
-                      base_file_url=base_file_url or "https://api.telegram.org/file/bot")
+                      base_file_url=base_file_url or "https://api.telegram.org/file/bot",
+                      request=HTTPXRequest(connection_pool_size=POOL_SIZE),
+                      get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=30))
     builder = ApplicationBuilder().bot(bot).concurrent_updates(UserOrderedUpdates()).post_init(adapter.post_init)
     if webhook:
         builder = builder.updater(None)

@@ -373,3 +373,21 @@ async def test_huqi_cases_set_status_works_while_the_service_runs(tmp_path):
         assert listing.returncode == 0 and case_id in out.decode()
     finally:
         await stop(proc)
+
+
+async def test_overdue_cases_are_announced_to_the_operators_chat_without_personal_data(fake, tmp_path):
+    from bot import reminders
+    store = open_store(None, backend="memory")
+    case = await store.create({"owner": {"messenger": "telegram", "user_id": str(ALICE)}, "status": "draft",
+                               "type": "privacy_leak", "platform": "weibo", "province": "上海",
+                               "enterprise": "张三", "contact": "13800138000"})
+    then = datetime.now(timezone.utc) - timedelta(days=10)
+    await store.append_event(case["id"], {"when": then.isoformat(), "who": "t", "to": "submitted",
+                                          "channel": "platform"})
+    await reminders.schedule_after_submit(store, case["id"], 7, then)
+    async with service(env_for(tmp_path, fake, HUQI_OPERATOR_CHAT_ID="-100500"), store=store):
+        ops = await fake.wait_for(lambda: fake.sent(-100500), timeout=10)
+        await fake.wait_for(lambda: case["id"] in texts(fake.sent(ALICE)), timeout=10)   # and the owner
+    said = texts(ops)
+    assert case["id"] in said and "泄密性信息" in said and "上海" in said
+    assert "张三" not in said and "13800138000" not in said
