@@ -139,14 +139,11 @@ def localise(reply: dict) -> dict:
 
 
 def case_facts(case: dict) -> dict:
-    """Type, platform and province of a case as operators read them (no personal data)."""
-    from knowledge import knowledge
+    """Type, platform, province and status of a case as operators read them (no personal data)."""
+    from bot import ops
 
-    kb = knowledge()
     unknown = texts.text("unknown")
-    ctype = case.get("type")
-    type_title = (kb.types.get(ctype) or {}).get("title") if isinstance(ctype, str) else None
-    platform = case.get("platform")
-    return {"case_id": case.get("id"), "type": type_title or ctype or unknown,
-            "platform": platform or unknown, "province": case.get("province") or unknown,
-            "status": case.get("status") or unknown}
+    return {"case_id": case.get("id"), "type": ops.type_label(case.get("type")) or unknown,
+            "platform": ops.platform_label(case.get("platform")) or unknown,
+            "province": ops.province_label(case.get("province")) or unknown,
+            "status": ops.status_label(case.get("status")) or unknown}
