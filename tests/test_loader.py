@@ -280,7 +280,7 @@ def test_unknown_condition_in_routing_when(data):
 def test_unknown_condition_in_routing_unless(data):
     """`unless` and `and_when` use the same vocabulary as `when`: a typo there
     silently changes the channel plan (the step is never dropped)."""
-    edit(data, "routing.yaml", "unless: [province_unknown]", "unless: [province_unknow]")
+    edit(data, "routing.yaml", "when: [no_response, refused]", "when: [no_response, refused]\n    unless: [province_unknow]")
     find(problems_of(data), "routing.yaml", "province", "unless", "province_unknow")
 
 
