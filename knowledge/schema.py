@@ -97,7 +97,8 @@ SPECS: dict[str, Any] = {
     "drafting": {
         "cite": {"separator": "text", "bare": TEXT_MAP},
         "question": {"marks": "texts", "endings": "texts", "words": "texts", "max_chars_for_words": "int",
-                     "trailing": "text", "filler": "texts", "synonyms": ["texts"]},
+                     "trailing": "text", "filler": "texts", "synonyms": ["texts"],
+                     "domain_words": "texts"},
         "report": {"title": "text", "sections": TEXT_MAP, "placeholders": TEXT_MAP, "lines": TEXT_MAP,
                    "flag_statements": {"*": {"text": "text", "source": "source"}}, "requests": TEXT_MAP,
                    "inline_items": "texts", "pledge": {"text": "text", "source": "source"},
