@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.cases_cli import register
     register(sub)
+    from bot.faq_cli import register as register_faq
+    register_faq(sub)
     return p
 
 
