@@ -51,6 +51,8 @@ def is_traditional(text: str, simplified: str | None = None) -> bool:
         if len(simplified) != len(text):      # a phrase conversion changed the length: compare the Han only
             han = "".join(c for c in text if "\u4e00" <= c <= "\u9fff")
             return is_traditional(han, _t2s.convert(han)) if han != text else False
+    if simplified == text:
+        return False
     changed = han = 0
     for a, b in zip(text, simplified):
         if "\u4e00" <= a <= "\u9fff":
@@ -104,3 +106,12 @@ def normalise(raw: str) -> Normalised:
         hosts=tuple(h for _, h in links),
         traditional=traditional,
     )
+
+
+def pair_keys(text: str):
+    """Every character pair of text as one integer (first code point << 21 | second), as a numpy array."""
+    import numpy as np
+    if len(text) < 2:
+        return np.zeros(0, dtype=np.int64)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+    return (codes[:-1] << 21) | codes[1:]
