@@ -44,7 +44,7 @@ class Result:
     def as_json(self, id_: object = None) -> dict:
         out = {"id": id_} if id_ is not None else {}
         out.update(type=self.type, subtype=self.subtype, candidates=self.candidates,
-                   platform=self.platform, flags=self.flags, unsure=self.unsure)
+                   platform=self.platform, platforms=self.platforms, flags=self.flags, unsure=self.unsure)
         return out
 
 
