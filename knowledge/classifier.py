@@ -39,6 +39,7 @@ class Result:
     links: list[str]
     unsure: bool
     traditional: bool
+    english: bool = False      # written in English: classified, answered in Chinese with a note
     cues: dict[str, list[str]] = field(default_factory=dict)   # sub-type -> cues that fired
 
     def as_json(self, id_: object = None) -> dict:
@@ -74,7 +75,8 @@ class Classifier:
             cues += [parse_cue(c, 0.0, "flag-") for c in f.get("not_cues") or []]
         # decisive, out-of-scope, blocking and flag phrases must be said, not guessed
         self.index = CueIndex(cues, fuzzy_ok=lambda c: 0 < c.weight <= 1.0
-                              and not c.target.startswith(("out_of_scope", "block:", "flag")))
+                              and not c.target.startswith(("out_of_scope", "block:", "flag")),
+                              latin_stems=True)
         self.is_flag = [c.target.startswith("flag") for c in self.index.cues]
         self.examples: list[str] = []
         self.example_target: list[str] = []
@@ -133,7 +135,7 @@ class Classifier:
         return Result(
             type=taxonomy.type_of(best_sid), subtype=best_sid, candidates=candidates,
             platform=platform, platforms=seen, flags=flags, links=list(norm.links),
-            unsure=unsure, traditional=norm.traditional, cues=fired,
+            unsure=unsure, traditional=norm.traditional, english=norm.english, cues=fired,
         )
 
     def _totals(self, hits: list[tuple[int, float]]) -> np.ndarray:
@@ -196,7 +198,8 @@ class Classifier:
         raw = own + TYPE_SHARE * type_raw
         raw[self.catch_all & ((type_raw > 0) | (own > 0))] += OTHER_BASE
         learned = np.zeros(len(self.subtypes))
-        if text and self.bayes is not None:
+        # the examples are Chinese: their wording says nothing about an English text
+        if text and self.bayes is not None and not norm.english:
             plain = _NEGATED_SPAN.sub("|", text)      # what is denied says nothing of the kind
             posterior = self.bayes.posterior_of(plain)
             if posterior is not None:
@@ -205,7 +208,7 @@ class Classifier:
                 share = np.where(self.not_infringement & (own == 0), BAYES_OTHER, self.learned_share)
                 learned = BAYES_WEIGHT * share * posterior
                 raw += learned
-        if text and self.examples and best_said < FUZZY_ENOUGH:
+        if text and self.examples and best_said < FUZZY_ENOUGH and not norm.english:
             # like the typo search, a fallback: strong cues need no look-alike example
             for _, sim, idx in process.extract(text, self.examples, scorer=fuzz.ratio,
                                                limit=3, score_cutoff=EXAMPLE_FLOOR):

@@ -20,6 +20,7 @@ FUZZY_MIN_LEN = 4      # shorter cues only match exactly
 FUZZY_COVERAGE = 0.5   # share of a cue's bigrams that must occur before rapidfuzz is asked
 FUZZY_CUTOFF = 75.0    # rapidfuzz partial_ratio needed for a fuzzy hit
 FUZZY_CREDIT = 0.9     # a fuzzy hit counts this much of an exact one
+STEM_MIN = 4          # latin cues this long match inflected forms (see CueIndex)
 WINDOW = 16            # the parts of an "A+B" cue must lie within this many characters
 
 
@@ -38,7 +39,10 @@ def _is_latin(s: str) -> bool:
 class CueIndex:
     """All cues of the knowledge base, found in one pass of an Aho-Corasick automaton."""
 
-    def __init__(self, cues: list[Cue], fuzzy_ok=lambda cue: True, negatable: bool = True):
+    def __init__(self, cues: list[Cue], fuzzy_ok=lambda cue: True, negatable: bool = True,
+                 latin_stems: bool = False):
+        """latin_stems: a latin part of STEM_MIN letters or more matches as a word's start
+        (rumor: rumors, rumored), shorter ones only as whole words."""
         self.negatable = negatable
         self.cues = cues
         self.parts: list[str] = sorted({p for c in cues for p in c.parts})
@@ -50,7 +54,8 @@ class CueIndex:
         # one automaton over every part: a single pass finds them all
         self._automaton = ahocorasick.Automaton()
         for i, p in enumerate(self.parts):
-            self._automaton.add_word(p, (i, len(p), negatable and p[0] not in NEGATIONS, p.isascii()))
+            latin = 0 if not p.isascii() else 2 if latin_stems and len(p) >= STEM_MIN else 1
+            self._automaton.add_word(p, (i, len(p), negatable and p[0] not in NEGATIONS, latin))
         if self.parts:
             self._automaton.make_automaton()
         # fuzzy candidates: single-part cues long enough to be worth it
@@ -88,7 +93,7 @@ class CueIndex:
             i = end - n + 1
             if negatable and i in negated:
                 continue
-            if latin and _latin_glued(text, i, n):
+            if latin and _latin_glued(text, i, n, latin == 1):
                 continue
             where = found.get(pid)
             if where is None:
@@ -218,11 +223,14 @@ def _near(pids: tuple[int, ...], found: dict[int, list[int]]) -> bool:
                for i in found[pids[0]])
 
 
-def _latin_glued(text: str, i: int, n: int) -> bool:
-    """A latin cue inside a longer latin word (e.g. 'dy' in 'ready') does not count."""
+def _latin_glued(text: str, i: int, n: int, whole: bool = True) -> bool:
+    """A latin cue inside a longer latin word (e.g. 'dy' in 'ready') does not count;
+    with whole=False only the start must be a word's start (a stem: 'rumor' in 'rumors')."""
     before = text[i - 1] if i > 0 else ""
+    if before.isascii() and before.isalnum():
+        return True
     after = text[i + n] if i + n < len(text) else ""
-    return (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum())
+    return whole and after.isascii() and after.isalnum()
 
 
 def parse_cue(text: str, weight: float, target: str) -> Cue:

@@ -24,6 +24,9 @@ _URL = re.compile(
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+_LATIN_WORD = re.compile(r"[a-z]{2,}")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH_MIN_WORDS = 4   # latin words, at least; and fewer Han characters than a third of them
 # spaces matter only between two latin words ("mini program"); elsewhere they go
 _LOOSE_SPACE = re.compile(r" (?![a-z0-9])|(?<![a-z0-9]) ")
 # variant spellings OpenCC leaves alone
@@ -41,6 +44,7 @@ class Normalised:
     links: tuple[str, ...]   # links as typed (scheme added when missing)
     hosts: tuple[str, ...]   # lower-case host of each link
     traditional: bool  # the user wrote Traditional Chinese
+    english: bool = False   # the user wrote English (a few Chinese words at most)
 
 
 def is_traditional(text: str, simplified: str | None = None) -> bool:
@@ -105,7 +109,14 @@ def normalise(raw: str) -> Normalised:
         links=tuple(l for l, _ in links),
         hosts=tuple(h for _, h in links),
         traditional=traditional,
+        english=is_english(text),
     )
+
+
+def is_english(text: str) -> bool:
+    """Mostly English: several latin words and hardly any Chinese (a platform name or two)."""
+    words = len(_LATIN_WORD.findall(text))
+    return words >= ENGLISH_MIN_WORDS and len(_HAN.findall(text)) * 3 < words
 
 
 def pair_keys(text: str):
