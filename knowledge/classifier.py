@@ -224,6 +224,8 @@ class Classifier:
             found.add("extortion")
         if best == "interference.competitor_smear":
             found.add("dispute")
+        if best == "interference.account_matrix":      # matrix accounts are the flag's own case
+            found.add("cross_platform")
         if len(seen_platforms) >= 2:
             found.add("cross_platform")
         return [f for f in taxonomy.FLAGS if f in found]
