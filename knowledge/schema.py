@@ -61,7 +61,7 @@ SPECS: dict[str, Any] = {
     }]},
     "platforms": {
         "name_exceptions": "texts",
-        "platforms": [{"id": "text", "name": "text", "aliases": "texts", "products": "texts", "domains": "texts",
+        "platforms": [{"id": "text", "name": "text", "aliases": "texts", "products": "texts", "context_products": "texts", "domains": "texts",
                        "complaint": {"how": "text", "url": "text", "verified": "bool", "source": "source"}}],
     },
     "channels": {
