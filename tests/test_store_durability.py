@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import StoreCorrupt, StoreLocked, open_store
+from bot.store import StoreCorrupt, StoreError, StoreLocked, open_store
 from bot.store.logged_tinydb import LOG, SNAPSHOT, LoggedTinyDBStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -575,3 +575,19 @@ def test_states_and_outbox_survive_kills(tmp_path):
 
         asyncio.run(check())
     assert total > 100, f"only {total} writes acknowledged; the test proves little"
+
+
+async def test_ping_notices_a_vanished_data_directory(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    await store.put_state("telegram:1", {"n": 1})
+    await store.ping()
+    (d / LOG).unlink()
+    with pytest.raises(StoreError):
+        await store.ping()
+    for name in os.listdir(d):
+        os.unlink(d / name)
+    os.rmdir(d)
+    with pytest.raises(StoreError):
+        await store.ping()
+    await store.close()  # without compaction: nothing to write
