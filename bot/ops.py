@@ -94,6 +94,7 @@ class _Ctx:
     kb: Any
     platform_names: dict = field(default_factory=dict)   # lower name/alias/id -> platform id
     province_names: dict = field(default_factory=dict)   # name/alias/id -> province id
+    spellings: dict = field(default_factory=dict)        # "platform"/"province" -> id -> [id, name, aliases]
 
 
 @lru_cache(maxsize=1)
@@ -103,14 +104,14 @@ def _ctx() -> _Ctx:
 
     kb = knowledge()
     ctx = _Ctx(load_lifecycle(), kb)
-    for pid, p in kb.platforms.items():
-        for name in [pid, p.get("name")] + list(p.get("aliases") or []):
-            if name:
-                ctx.platform_names.setdefault(str(name).strip().lower(), pid)
-    for pid, p in kb.provinces.items():
-        for name in [pid, p.get("name")] + list(p.get("aliases") or []):
-            if name:
-                ctx.province_names.setdefault(str(name).strip().lower(), pid)
+    for key, table, lookup in (("platform", kb.platforms, ctx.platform_names),
+                               ("province", kb.provinces, ctx.province_names)):
+        ctx.spellings[key] = {}
+        for pid, p in table.items():
+            names = [str(n).strip() for n in [pid, p.get("name")] + list(p.get("aliases") or []) if n]
+            ctx.spellings[key][pid] = list(dict.fromkeys(names))
+            for name in names:
+                lookup.setdefault(name.lower(), pid)
     return ctx
 
 
@@ -386,6 +387,9 @@ async def select(store, filters: dict, now: datetime, days: int) -> list[dict]:
     for key in ("type", "subtype"):
         if key in filters:
             kw[key] = filters[key]
+    for key in ("platform", "province"):
+        if key in filters:  # every spelling of these ids, so the store's index narrows the scan
+            kw[key] = sorted({name for pid in filters[key] for name in _ctx().spellings[key][pid]})
     cases = await store.list(**kw)
     return [c for c in cases if _matches(c, filters, now, days)]
 
