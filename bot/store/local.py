@@ -30,6 +30,10 @@ _CHUNK = 500
 #: States per log line when many are stored at once.
 _STATE_BATCH = 500
 _FINAL = ("blocked", "parked")
+#: Outbox fields the store sets; a caller's values are ignored.
+_OWNED = frozenset(
+    {"id", "status", "attempts", "created_at", "next_at", "lease_until", "sent_at", "last_error"}
+)
 
 
 def json_bytes(doc: Any) -> bytes:
@@ -280,7 +284,7 @@ class LocalStore(CaseStore):
         if not isinstance(msg, dict):
             raise TypeError("an outbox message must be a dict")
         now_iso = to_iso(now if now is not None else self._clock())
-        new = clone_json(msg)
+        new = clone_json({k: v for k, v in msg.items() if k not in _OWNED})
         if new.get("owner") is not None:
             new["owner"] = _norm_owner(new["owner"])
         for f in ("case_id", "chat_id"):
