@@ -7,8 +7,10 @@ in constant time; viewer tokens only read. Every error is a JSON body
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional
 
@@ -204,11 +206,21 @@ async def post_message(request: web.Request, token: ApiToken) -> web.Response:
     return _json(result, status=201)
 
 
-async def get_package(request: web.Request, token: ApiToken) -> web.Response:
-    name, data = await ops.package(request.app[STORE], _case_number(request),
-                                   files_dir=request.app[SETTINGS].files_dir, now=_now(request))
-    return web.Response(body=data, content_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+async def get_package(request: web.Request, token: ApiToken) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    where = settings.data_dir if settings.data_dir.is_dir() else None  # private dir, not /tmp
+    with tempfile.TemporaryFile(dir=where) as f:
+        name = await ops.package(request.app[STORE], _case_number(request), files_dir=settings.files_dir,
+                                 now=_now(request), out=f)
+        size = f.tell()
+        f.seek(0)
+        resp = web.StreamResponse(headers={"Content-Type": "application/zip", "Content-Length": str(size),
+                                           "Content-Disposition": f'attachment; filename="{name}"'})
+        await resp.prepare(request)
+        while block := await asyncio.to_thread(f.read, 1 << 20):
+            await resp.write(block)
+        await resp.write_eof()
+        return resp
 
 
 async def get_export(request: web.Request, token: ApiToken) -> web.Response:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, BinaryIO, Iterable, Mapping, Optional
 
 import yaml
 
@@ -350,6 +350,15 @@ def _match_names(raw: Any, wanted: list, names: dict) -> bool:
     return False
 
 
+def _name_has(case: dict, q: str) -> bool:
+    """Does the enterprise name, as shown (masked), contain ``q``? Cheap test on the raw text first."""
+    ent = case.get("enterprise")
+    raw = (ent.get("name") or ent.get("title") or "") if isinstance(ent, dict) else ent
+    if not raw or q not in " ".join(str(raw).lower().split()):
+        return False
+    return q in enterprise_name(case).lower()
+
+
 def _matches(case: dict, f: dict, now: datetime, days: int) -> bool:
     ctx = _ctx()
     if "status" in f and (case.get("status") or "draft") not in f["status"]:
@@ -374,7 +383,7 @@ def _matches(case: dict, f: dict, now: datetime, days: int) -> bool:
         q = f["q"].lower()
         compact = re.sub(r"[\s_-]+", "", q)
         cid = str(case.get("id") or "").lower()
-        if compact not in cid.replace("-", "") and q not in enterprise_name(case).lower():
+        if compact not in cid.replace("-", "") and not _name_has(case, q):
             return False
     return True
 
@@ -886,8 +895,9 @@ def _resolve(files_dir: Path, rel: Any) -> Optional[Path]:
     return path
 
 
-def build_package(case: dict, files_dir: Path, now: datetime) -> bytes:
-    """The zip: the report draft, every evidence file and a manifest (blocking: run in a thread)."""
+def write_package(case: dict, files_dir: Path, now: datetime, out: BinaryIO) -> None:
+    """Write the zip to ``out``: the report draft, every evidence file and a manifest
+    (blocking: run it in a thread; files are streamed, never held in memory whole)."""
     from knowledge import knowledge
     from knowledge.drafting import draft_filename, draft_report
 
@@ -896,12 +906,11 @@ def build_package(case: dict, files_dir: Path, now: datetime) -> bytes:
     folder = "evidence"
     draft_name = draft_filename(case)
     manifest_name = "manifest.csv"
-    buf = io.BytesIO()
     manifest = io.StringIO()
     manifest.write("\ufeff")
     w = csv.writer(manifest, lineterminator="\r\n")
     w.writerow(cols.values())
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr(draft_name, draft_report(knowledge(), case).encode("utf-8"))
         for i, a in enumerate(case.get("attachments") or []):
             if not isinstance(a, dict):
@@ -929,7 +938,6 @@ def build_package(case: dict, files_dir: Path, now: datetime) -> bytes:
         z.writestr("README.txt", t["package"]["readme"].format(
             case_id=case.get("id"), generated_at=local_time(now), draft_name=draft_name,
             manifest_name=manifest_name, folder=folder).encode("utf-8"))
-    return buf.getvalue()
 
 
 def package_filename(case: dict) -> str:
@@ -937,8 +945,8 @@ def package_filename(case: dict) -> str:
     return f"huqi-evidence-{safe or 'case'}.zip"
 
 
-async def package(store, case_id: str, *, files_dir: Path, now: datetime) -> tuple[str, bytes]:
-    """(file name, zip bytes) of the case's evidence package."""
+async def package(store, case_id: str, *, files_dir: Path, now: datetime, out: BinaryIO) -> str:
+    """Write the case's evidence package (a zip) to ``out``; returns its file name."""
     case = await get_case(store, case_id)
-    data = await asyncio.to_thread(build_package, case, Path(files_dir), now)
-    return package_filename(case), data
+    await asyncio.to_thread(write_package, case, Path(files_dir), now, out)
+    return package_filename(case)
