@@ -143,7 +143,7 @@ async def _body(request: web.Request, allowed: tuple) -> dict:
     for key in data:
         if key not in allowed:
             raise ops.OpsError("unknown_field", _err_text("unknown_field", field=str(key)[:40],
-                                                            fields="、".join(allowed)), 400)
+                                                            fields=ops._sep().join(allowed)), 400)
     return data
 
 

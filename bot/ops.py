@@ -38,6 +38,7 @@ MAX_NOTE = 2000
 MAX_FIELD = 200
 MAX_MESSAGE = 3000
 MAX_QUERY = 100
+_SPLIT = re.compile("[,\uff0c\u3001]")  # a comma, a full-width comma or an enumeration comma
 SUBMIT_STATUSES = ("submitted", "escalated")
 MESSENGERS = ("telegram", "terminal", "web")
 LOCAL_ZONE_NAME = "Asia/Shanghai"
@@ -76,6 +77,10 @@ class OpsError(Exception):
 def texts() -> dict:
     with open(DATA_FILE, encoding="utf-8") as f:
         return yaml.safe_load(f)
+
+
+def _sep() -> str:
+    return texts()["separator"]
 
 
 def _error_text(key: str, **values: Any) -> str:
@@ -145,7 +150,7 @@ def platform_label(raw: Any) -> str:
     for v in _values(raw):
         pid = platform_id(v)
         out.append(kb.platforms[pid]["name"] if pid else v)
-    return "、".join(dict.fromkeys(out))
+    return _sep().join(dict.fromkeys(out))
 
 
 def province_label(raw: Any) -> str:
@@ -154,7 +159,7 @@ def province_label(raw: Any) -> str:
     for v in _values(raw):
         pid = _ctx().province_names.get(v.strip().lower())
         out.append(kb.provinces[pid]["name"] if pid else v)
-    return "、".join(dict.fromkeys(out))
+    return _sep().join(dict.fromkeys(out))
 
 
 def type_label(tid: Any) -> str:
@@ -227,7 +232,7 @@ def _items(raw: Any) -> list[str]:
     if isinstance(raw, (list, tuple)):
         parts = [p for r in raw for p in _items(r)]
     else:
-        parts = [p.strip() for p in re.split(r"[,,、]", str(raw))]
+        parts = [p.strip() for p in re.split(_SPLIT, str(raw))]
     return [p for p in parts if p]
 
 
@@ -237,9 +242,9 @@ def _bool(raw: Any) -> Optional[bool]:
     if isinstance(raw, bool):
         return raw
     s = str(raw).strip().lower()
-    if s in ("1", "true", "yes", "y", "on", "是"):
+    if s in ("1", "true", "yes", "y", "on") or s in texts()["filter_words"]["true"]:
         return True
-    if s in ("0", "false", "no", "n", "off", "否"):
+    if s in ("0", "false", "no", "n", "off") or s in texts()["filter_words"]["false"]:
         return False
     raise _fail("bad_filter", key="bad_overdue", value=_one_line(raw)[:40])
 
@@ -276,7 +281,7 @@ def parse_filters(raw: Mapping[str, Any] | None, now: datetime) -> dict:
         sid = lc.status_id(s)
         if sid is None:
             raise _fail("bad_filter", key="unknown_status", value=s,
-                        choices="、".join(f"{k}({v.label})" for k, v in lc.statuses.items()))
+                        choices=_sep().join(f"{k}({v.label})" for k, v in lc.statuses.items()))
         statuses.append(sid)
         statuses.extend(a for a, target in lc.aliases.items() if target == sid)
     if statuses:
@@ -286,7 +291,7 @@ def parse_filters(raw: Mapping[str, Any] | None, now: datetime) -> dict:
         tid = _type_id(t)
         if tid is None:
             raise _fail("bad_filter", key="unknown_type", value=t,
-                        choices="、".join(f"{k}({v['title']})" for k, v in kb.types.items()))
+                        choices=_sep().join(f"{k}({v['title']})" for k, v in kb.types.items()))
         types.append(tid)
     if types:
         out["type"] = types
@@ -303,7 +308,7 @@ def parse_filters(raw: Mapping[str, Any] | None, now: datetime) -> dict:
         pid = platform_id(p)
         if pid is None:
             raise _fail("bad_filter", key="unknown_platform", value=p,
-                        choices="、".join(v["name"] for v in kb.platforms.values()))
+                        choices=_sep().join(v["name"] for v in kb.platforms.values()))
         platforms.append(pid)
     if platforms:
         out["platform"] = platforms
@@ -318,7 +323,7 @@ def parse_filters(raw: Mapping[str, Any] | None, now: datetime) -> dict:
     messengers = []
     for m in _items(raw.get("messenger")):
         if m.lower() not in MESSENGERS:
-            raise _fail("bad_filter", key="unknown_messenger", value=m, choices="、".join(MESSENGERS))
+            raise _fail("bad_filter", key="unknown_messenger", value=m, choices=_sep().join(MESSENGERS))
         messengers.append(m.lower())
     if messengers:
         out["messenger"] = messengers
