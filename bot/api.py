@@ -19,6 +19,7 @@ from aiohttp import web
 from bot import ops
 from bot.appkeys import CLOCK, SETTINGS, STORE
 from bot.config import ApiToken
+from bot.store import CaseNotFound, StoreError
 
 log = logging.getLogger("huqi.api")
 
@@ -86,7 +87,15 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except ops.OpsError as e:
-        return error_response(e.status, e.code, e.message, **e.details)
+        resp = error_response(e.status, e.code, e.message, **e.details)
+        if e.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="huqi"'
+        return resp
+    except CaseNotFound:  # gone between reading and writing (purged meanwhile)
+        return error_response(404, "not_found", _err_text("gone"))
+    except StoreError as e:
+        log.error("API store error %s in %s %s", type(e).__name__, request.method, _route_name(request))
+        return error_response(503, "store_unavailable", _err_text("store_unavailable"))
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -338,8 +347,15 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 def _guarded(route: Route) -> Handler:
+    known = {p.name for p in route.params if p.where == "query"}
+
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await route.handler(request, _authorised(request, route))
+        token = _authorised(request, route)
+        for name in request.query:
+            if name not in known:
+                raise ops.OpsError("unknown_parameter", _err_text(
+                    "unknown_parameter", name=name[:40], names=ops._sep().join(sorted(known)) or "-"), 400)
+        return await route.handler(request, token)
     handle.__name__ = route.op_id
     return handle
 
