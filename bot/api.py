@@ -7,8 +7,10 @@ in constant time; viewer tokens only read. Every error is a JSON body
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional
 
@@ -17,6 +19,7 @@ from aiohttp import web
 from bot import ops
 from bot.appkeys import CLOCK, SETTINGS, STORE
 from bot.config import ApiToken
+from bot.store import CaseNotFound, StoreError
 
 log = logging.getLogger("huqi.api")
 
@@ -84,7 +87,15 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except ops.OpsError as e:
-        return error_response(e.status, e.code, e.message, **e.details)
+        resp = error_response(e.status, e.code, e.message, **e.details)
+        if e.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="huqi"'
+        return resp
+    except CaseNotFound:  # gone between reading and writing (purged meanwhile)
+        return error_response(404, "not_found", _err_text("gone"))
+    except StoreError as e:
+        log.error("API store error %s in %s %s", type(e).__name__, request.method, _route_name(request))
+        return error_response(503, "store_unavailable", _err_text("store_unavailable"))
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -141,7 +152,7 @@ async def _body(request: web.Request, allowed: tuple) -> dict:
     for key in data:
         if key not in allowed:
             raise ops.OpsError("unknown_field", _err_text("unknown_field", field=str(key)[:40],
-                                                            fields="、".join(allowed)), 400)
+                                                            fields=ops._sep().join(allowed)), 400)
     return data
 
 
@@ -204,11 +215,21 @@ async def post_message(request: web.Request, token: ApiToken) -> web.Response:
     return _json(result, status=201)
 
 
-async def get_package(request: web.Request, token: ApiToken) -> web.Response:
-    name, data = await ops.package(request.app[STORE], _case_number(request),
-                                   files_dir=request.app[SETTINGS].files_dir, now=_now(request))
-    return web.Response(body=data, content_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+async def get_package(request: web.Request, token: ApiToken) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    where = settings.data_dir if settings.data_dir.is_dir() else None  # private dir, not /tmp
+    with tempfile.TemporaryFile(dir=where) as f:
+        name = await ops.package(request.app[STORE], _case_number(request), files_dir=settings.files_dir,
+                                 now=_now(request), out=f)
+        size = f.tell()
+        f.seek(0)
+        resp = web.StreamResponse(headers={"Content-Type": "application/zip", "Content-Length": str(size),
+                                           "Content-Disposition": f'attachment; filename="{name}"'})
+        await resp.prepare(request)
+        while block := await asyncio.to_thread(f.read, 1 << 20):
+            await resp.write(block)
+        await resp.write_eof()
+        return resp
 
 
 async def get_export(request: web.Request, token: ApiToken) -> web.Response:
@@ -326,8 +347,15 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 def _guarded(route: Route) -> Handler:
+    known = {p.name for p in route.params if p.where == "query"}
+
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await route.handler(request, _authorised(request, route))
+        token = _authorised(request, route)
+        for name in request.query:
+            if name not in known:
+                raise ops.OpsError("unknown_parameter", _err_text(
+                    "unknown_parameter", name=name[:40], names=ops._sep().join(sorted(known)) or "-"), 400)
+        return await route.handler(request, token)
     handle.__name__ = route.op_id
     return handle
 

@@ -42,16 +42,38 @@ class ApiClient:
                     return data
         except (aiohttp.ClientConnectionError, TimeoutError) as e:
             raise ApiUnreachable(f"{self.base}: {type(e).__name__}") from None
+        raise _error(resp.status, data)
+
+    async def download(self, path: str, out) -> int:
+        """Stream a successful response's body into the binary file ``out``; returns its size."""
+        assert self._session is not None, "use 'async with ApiClient(...)'"
         try:
-            err = json.loads(data)["error"]
-            code, message = str(err["code"]), str(err["message"])
-            details = {k: v for k, v in err.items() if k not in ("code", "message")}
-        except (ValueError, KeyError, TypeError):
-            code, message, details = f"http_{resp.status}", f"HTTP {resp.status}", {}
-        raise OpsError(code, message, resp.status, **details)
+            async with self._session.request("GET", self.base + PREFIX + path) as resp:
+                if resp.status >= 400:
+                    data = await resp.read()
+                else:
+                    size = 0
+                    async for block in resp.content.iter_chunked(1 << 20):
+                        out.write(block)
+                        size += len(block)
+                    return size
+        except (aiohttp.ClientConnectionError, TimeoutError) as e:
+            raise ApiUnreachable(f"{self.base}: {type(e).__name__}") from None
+        raise _error(resp.status, data)
 
     async def json(self, method: str, path: str, **kw: Any) -> Any:
         return json.loads(await self.call(method, path, **kw))
+
+
+def _error(status: int, data: bytes) -> OpsError:
+    """The API's JSON error as an OpsError (its code, message and details)."""
+    try:
+        err = json.loads(data)["error"]
+        code, message = str(err["code"]), str(err["message"])
+        details = {k: v for k, v in err.items() if k not in ("code", "message")}
+    except (ValueError, KeyError, TypeError):
+        code, message, details = f"http_{status}", f"HTTP {status}", {}
+    return OpsError(code, message, status, **details)
 
 
 def query(filters: dict) -> list[tuple[str, str]]:

@@ -264,9 +264,9 @@ class _Local:
         from bot import ops
         return await ops.export_csv(self.store, filters, now=utcnow(), days=self._days())
 
-    async def package(self, case_id: str) -> tuple[str, bytes]:
+    async def package(self, case_id: str, out) -> None:
         from bot import ops
-        return await ops.package(self.store, case_id, files_dir=self.settings.files_dir, now=utcnow())
+        await ops.package(self.store, case_id, files_dir=self.settings.files_dir, now=utcnow(), out=out)
 
     async def purge(self, days: int, dry_run: bool) -> dict:
         from bot import ops
@@ -308,10 +308,8 @@ class _Remote:
         text = (await self.client.call("GET", "/export.csv", params=query(filters))).decode("utf-8")
         return text, max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
 
-    async def package(self, case_id: str) -> tuple[str, bytes]:
-        from bot.ops import package_filename
-        data = await self.client.call("GET", self._case(case_id) + "/package")
-        return package_filename({"id": case_id.strip().upper()}), data
+    async def package(self, case_id: str, out) -> None:
+        await self.client.download(self._case(case_id) + "/package", out)
 
 
 def _command(fn: Callable, local_only: bool = False) -> Callable[[argparse.Namespace], int]:
@@ -557,10 +555,25 @@ async def _export(backend, args) -> int:
 
 
 async def _package(backend, args) -> int:
-    name, data = await backend.package(args.case_id)
-    path = Path(args.out) if args.out else Path(name)
-    _write_private(path, data)
-    print(f"已写入证据包 / evidence package written: {path} ({len(data)} bytes)")
+    import tempfile
+
+    from bot.caseid import normalize_case_id
+    from bot.ops import package_filename
+
+    path = Path(args.out) if args.out else Path(package_filename({"id": normalize_case_id(args.case_id)
+                                                                  or args.case_id}))
+    try:  # a private temporary file beside the target, renamed once complete
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".huqi-package-", suffix=".tmp")
+    except OSError as e:
+        raise _Refused(f"无法写入 / cannot write {path}: {e.strerror or e}") from None
+    try:
+        with open(fd, "wb") as f:
+            await backend.package(args.case_id, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"已写入证据包 / evidence package written: {path} ({path.stat().st_size} bytes)")
     return 0
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, BinaryIO, Iterable, Mapping, Optional
 
 import yaml
 
@@ -38,6 +38,7 @@ MAX_NOTE = 2000
 MAX_FIELD = 200
 MAX_MESSAGE = 3000
 MAX_QUERY = 100
+_SPLIT = re.compile("[,\uff0c\u3001]")  # a comma, a full-width comma or an enumeration comma
 SUBMIT_STATUSES = ("submitted", "escalated")
 MESSENGERS = ("telegram", "terminal", "web")
 LOCAL_ZONE_NAME = "Asia/Shanghai"
@@ -78,6 +79,10 @@ def texts() -> dict:
         return yaml.safe_load(f)
 
 
+def _sep() -> str:
+    return texts()["separator"]
+
+
 def _error_text(key: str, **values: Any) -> str:
     return texts()["errors"][key].format(**values).strip()
 
@@ -94,6 +99,7 @@ class _Ctx:
     kb: Any
     platform_names: dict = field(default_factory=dict)   # lower name/alias/id -> platform id
     province_names: dict = field(default_factory=dict)   # name/alias/id -> province id
+    spellings: dict = field(default_factory=dict)        # "platform"/"province" -> id -> [id, name, aliases]
 
 
 @lru_cache(maxsize=1)
@@ -103,14 +109,14 @@ def _ctx() -> _Ctx:
 
     kb = knowledge()
     ctx = _Ctx(load_lifecycle(), kb)
-    for pid, p in kb.platforms.items():
-        for name in [pid, p.get("name")] + list(p.get("aliases") or []):
-            if name:
-                ctx.platform_names.setdefault(str(name).strip().lower(), pid)
-    for pid, p in kb.provinces.items():
-        for name in [pid, p.get("name")] + list(p.get("aliases") or []):
-            if name:
-                ctx.province_names.setdefault(str(name).strip().lower(), pid)
+    for key, table, lookup in (("platform", kb.platforms, ctx.platform_names),
+                               ("province", kb.provinces, ctx.province_names)):
+        ctx.spellings[key] = {}
+        for pid, p in table.items():
+            names = [str(n).strip() for n in [pid, p.get("name")] + list(p.get("aliases") or []) if n]
+            ctx.spellings[key][pid] = list(dict.fromkeys(names))
+            for name in names:
+                lookup.setdefault(name.lower(), pid)
     return ctx
 
 
@@ -144,7 +150,7 @@ def platform_label(raw: Any) -> str:
     for v in _values(raw):
         pid = platform_id(v)
         out.append(kb.platforms[pid]["name"] if pid else v)
-    return "、".join(dict.fromkeys(out))
+    return _sep().join(dict.fromkeys(out))
 
 
 def province_label(raw: Any) -> str:
@@ -153,7 +159,7 @@ def province_label(raw: Any) -> str:
     for v in _values(raw):
         pid = _ctx().province_names.get(v.strip().lower())
         out.append(kb.provinces[pid]["name"] if pid else v)
-    return "、".join(dict.fromkeys(out))
+    return _sep().join(dict.fromkeys(out))
 
 
 def type_label(tid: Any) -> str:
@@ -226,7 +232,7 @@ def _items(raw: Any) -> list[str]:
     if isinstance(raw, (list, tuple)):
         parts = [p for r in raw for p in _items(r)]
     else:
-        parts = [p.strip() for p in re.split(r"[,,、]", str(raw))]
+        parts = [p.strip() for p in re.split(_SPLIT, str(raw))]
     return [p for p in parts if p]
 
 
@@ -236,9 +242,9 @@ def _bool(raw: Any) -> Optional[bool]:
     if isinstance(raw, bool):
         return raw
     s = str(raw).strip().lower()
-    if s in ("1", "true", "yes", "y", "on", "是"):
+    if s in ("1", "true", "yes", "y", "on") or s in texts()["filter_words"]["true"]:
         return True
-    if s in ("0", "false", "no", "n", "off", "否"):
+    if s in ("0", "false", "no", "n", "off") or s in texts()["filter_words"]["false"]:
         return False
     raise _fail("bad_filter", key="bad_overdue", value=_one_line(raw)[:40])
 
@@ -275,7 +281,7 @@ def parse_filters(raw: Mapping[str, Any] | None, now: datetime) -> dict:
         sid = lc.status_id(s)
         if sid is None:
             raise _fail("bad_filter", key="unknown_status", value=s,
-                        choices="、".join(f"{k}({v.label})" for k, v in lc.statuses.items()))
+                        choices=_sep().join(f"{k}({v.label})" for k, v in lc.statuses.items()))
         statuses.append(sid)
         statuses.extend(a for a, target in lc.aliases.items() if target == sid)
     if statuses:
@@ -285,7 +291,7 @@ def parse_filters(raw: Mapping[str, Any] | None, now: datetime) -> dict:
         tid = _type_id(t)
         if tid is None:
             raise _fail("bad_filter", key="unknown_type", value=t,
-                        choices="、".join(f"{k}({v['title']})" for k, v in kb.types.items()))
+                        choices=_sep().join(f"{k}({v['title']})" for k, v in kb.types.items()))
         types.append(tid)
     if types:
         out["type"] = types
@@ -302,7 +308,7 @@ def parse_filters(raw: Mapping[str, Any] | None, now: datetime) -> dict:
         pid = platform_id(p)
         if pid is None:
             raise _fail("bad_filter", key="unknown_platform", value=p,
-                        choices="、".join(v["name"] for v in kb.platforms.values()))
+                        choices=_sep().join(v["name"] for v in kb.platforms.values()))
         platforms.append(pid)
     if platforms:
         out["platform"] = platforms
@@ -317,7 +323,7 @@ def parse_filters(raw: Mapping[str, Any] | None, now: datetime) -> dict:
     messengers = []
     for m in _items(raw.get("messenger")):
         if m.lower() not in MESSENGERS:
-            raise _fail("bad_filter", key="unknown_messenger", value=m, choices="、".join(MESSENGERS))
+            raise _fail("bad_filter", key="unknown_messenger", value=m, choices=_sep().join(MESSENGERS))
         messengers.append(m.lower())
     if messengers:
         out["messenger"] = messengers
@@ -349,6 +355,15 @@ def _match_names(raw: Any, wanted: list, names: dict) -> bool:
     return False
 
 
+def _name_has(case: dict, q: str) -> bool:
+    """Does the enterprise name, as shown (masked), contain ``q``? Cheap test on the raw text first."""
+    ent = case.get("enterprise")
+    raw = (ent.get("name") or ent.get("title") or "") if isinstance(ent, dict) else ent
+    if not raw or q not in " ".join(str(raw).lower().split()):
+        return False
+    return q in enterprise_name(case).lower()
+
+
 def _matches(case: dict, f: dict, now: datetime, days: int) -> bool:
     ctx = _ctx()
     if "status" in f and (case.get("status") or "draft") not in f["status"]:
@@ -373,7 +388,7 @@ def _matches(case: dict, f: dict, now: datetime, days: int) -> bool:
         q = f["q"].lower()
         compact = re.sub(r"[\s_-]+", "", q)
         cid = str(case.get("id") or "").lower()
-        if compact not in cid.replace("-", "") and q not in enterprise_name(case).lower():
+        if compact not in cid.replace("-", "") and not _name_has(case, q):
             return False
     return True
 
@@ -386,6 +401,9 @@ async def select(store, filters: dict, now: datetime, days: int) -> list[dict]:
     for key in ("type", "subtype"):
         if key in filters:
             kw[key] = filters[key]
+    for key in ("platform", "province"):
+        if key in filters:  # every spelling of these ids, so the store's index narrows the scan
+            kw[key] = sorted({name for pid in filters[key] for name in _ctx().spellings[key][pid]})
     cases = await store.list(**kw)
     return [c for c in cases if _matches(c, filters, now, days)]
 
@@ -889,8 +907,9 @@ def _resolve(files_dir: Path, rel: Any, sha256: Any = None) -> Optional[Path]:
     return path
 
 
-def build_package(case: dict, files_dir: Path, now: datetime) -> bytes:
-    """The zip: the report draft, every evidence file and a manifest (blocking: run in a thread)."""
+def write_package(case: dict, files_dir: Path, now: datetime, out: BinaryIO) -> None:
+    """Write the zip to ``out``: the report draft, every evidence file and a manifest
+    (blocking: run it in a thread; files are streamed, never held in memory whole)."""
     from knowledge import knowledge
     from knowledge.drafting import draft_filename, draft_report
 
@@ -899,12 +918,11 @@ def build_package(case: dict, files_dir: Path, now: datetime) -> bytes:
     folder = "evidence"
     draft_name = draft_filename(case)
     manifest_name = "manifest.csv"
-    buf = io.BytesIO()
     manifest = io.StringIO()
     manifest.write("\ufeff")
     w = csv.writer(manifest, lineterminator="\r\n")
     w.writerow(cols.values())
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr(draft_name, draft_report(knowledge(), case).encode("utf-8"))
         for i, a in enumerate(case.get("attachments") or []):
             if not isinstance(a, dict):
@@ -932,7 +950,6 @@ def build_package(case: dict, files_dir: Path, now: datetime) -> bytes:
         z.writestr("README.txt", t["package"]["readme"].format(
             case_id=case.get("id"), generated_at=local_time(now), draft_name=draft_name,
             manifest_name=manifest_name, folder=folder).encode("utf-8"))
-    return buf.getvalue()
 
 
 def package_filename(case: dict) -> str:
@@ -940,8 +957,8 @@ def package_filename(case: dict) -> str:
     return f"huqi-evidence-{safe or 'case'}.zip"
 
 
-async def package(store, case_id: str, *, files_dir: Path, now: datetime) -> tuple[str, bytes]:
-    """(file name, zip bytes) of the case's evidence package."""
+async def package(store, case_id: str, *, files_dir: Path, now: datetime, out: BinaryIO) -> str:
+    """Write the case's evidence package (a zip) to ``out``; returns its file name."""
     case = await get_case(store, case_id)
-    data = await asyncio.to_thread(build_package, case, Path(files_dir), now)
-    return package_filename(case), data
+    await asyncio.to_thread(write_package, case, Path(files_dir), now, out)
+    return package_filename(case)

@@ -168,6 +168,7 @@ async def test_missing_or_wrong_token_is_401(env, headers):
                          ("POST", "/api/v1/cases/HQ-2610-BBBB/transitions")):
         resp = await env.http.request(method, path, headers=headers, json={"to": "accepted"})
         assert_error(resp.status, await resp.json(), 401, "unauthorized")
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
     assert (await env.store.get("HQ-2610-BBBB"))["status"] == "submitted"
 
 
@@ -273,6 +274,24 @@ async def test_unknown_filter_values_are_errors_not_empty_lists(env, params, val
     status, body = await call_json(env, "GET", "/api/v1/cases", params=params)
     assert_error(status, body, 400, "bad_filter")
     assert value in body["error"]["message"]
+
+
+async def test_an_unknown_parameter_is_an_error(env):
+    status, body = await call_json(env, "GET", "/api/v1/cases", params={"platfrom": "小红书"})
+    assert_error(status, body, 400, "unknown_parameter")
+    assert "platfrom" in body["error"]["message"] and "platform" in body["error"]["message"]
+    status, body = await call_json(env, "GET", "/api/v1/cases/HQ-2610-BBBB", params={"x": "1"})
+    assert_error(status, body, 400, "unknown_parameter")
+
+
+async def test_a_broken_store_is_503_json(env, monkeypatch):
+    from bot.store import StoreError
+
+    async def broken(*a, **kw):
+        raise StoreError("disk gone")
+    monkeypatch.setattr(env.store, "list", broken)
+    status, body = await call_json(env, "GET", "/api/v1/cases")
+    assert_error(status, body, 503, "store_unavailable")
 
 
 async def test_cursor_paging_walks_every_case_once(env):

@@ -462,7 +462,9 @@ def test_package_writes_the_zip(data_dir, capsys, tmp_path):
     z = zipfile.ZipFile(out_path)
     assert [n for n in z.namelist() if n.startswith("evidence/")] == ["evidence/01_截图1.png"]
     assert hashlib.sha256(b"png-bytes").hexdigest() in z.read("manifest.csv").decode("utf-8-sig")
+    assert out_path.stat().st_mode & 0o077 == 0
     assert run(capsys, "package", "HQ-2611-2222", "--out", str(tmp_path / "q.zip"))[0] == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".zip", ".tmp")) == ["p.zip"]
 
 
 # -- while huqi serve holds the store: through its API ----------------------------------------------
