@@ -13,10 +13,7 @@ from bot import reminders
 from bot.config import reminder_days
 from dialogs.engine import Engine
 from dialogs.lifecycle import TransitionRefused, record
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from dialogs.model import CaseNotFound, StoreError, utcnow
 
 
 class Session:
@@ -99,7 +96,6 @@ class Session:
         return case["id"]
 
     async def _transition(self, effect: dict) -> dict:
-        from bot.store import CaseNotFound
         kw = {k: effect[k] for k in ("channel", "ref", "outcome", "reason") if effect.get(k)}
         try:
             case = await record(self.store, effect["case_id"], effect["to"], owner=self.owner,

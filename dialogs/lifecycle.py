@@ -27,6 +27,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .model import CaseNotFound, to_iso
+
 __all__ = [
     "Lifecycle",
     "LifecycleError",
@@ -422,8 +424,6 @@ def _text(value: Any) -> Optional[str]:
 
 
 def _iso(now: Union[datetime, str]) -> str:
-    from bot.store import to_iso  # the store's canonical time format
-
     return to_iso(now)
 
 
@@ -535,8 +535,6 @@ async def record(store, case_id: str, to: str, *, owner: Optional[dict] = None,
     Raises the store's ``CaseNotFound`` for an unknown (or not ``owner``'s)
     case and :class:`TransitionRefused` for a refused change.
     """
-    from bot.store import CaseNotFound
-
     case = await store.get(case_id, owner=owner)
     if case is None:
         raise CaseNotFound(case_id)
