@@ -34,9 +34,19 @@ class Session:
         return replies
 
     async def turn(self, event: dict) -> list[dict]:
-        """The replies to show for one user event, effects carried out."""
+        """The replies to show for one user event, effects carried out.
+
+        A store failure (disk full, store closed, ...) is answered with one
+        sentence and the conversation goes back to where it was before the
+        event, so the same button can be pressed again.
+        """
+        before = self.state
         self.state, replies = self.engine.handle(self.state, event)
-        return await self._settle(replies)
+        try:
+            return await self._settle(replies)
+        except (StoreError, OSError):
+            self.state, replies = self.engine.handle(before, {"type": "store_failed"})
+            return replies
 
     async def _settle(self, replies: list[dict]) -> list[dict]:
         shown, pending = [], list(replies)
@@ -57,15 +67,15 @@ class Session:
             return []
         shown = []
         now = self.clock()
-        for case, _rem in await reminders.due(self.store, now):
+        try:
+            due = await reminders.due(self.store, now)
+        except (StoreError, OSError):
+            return []          # the reminder stays due: it is asked again next time
+        for case, _rem in due:
             if case.get("owner") == self.owner:
                 reply = reminders.reminder_message(case, now=now)
-                shown += await self._answer({"type": "reminder", "case_id": case["id"], "reply": reply})
+                shown += await self.turn({"type": "reminder", "case_id": case["id"], "reply": reply})
         return shown
-
-    async def _answer(self, event: dict) -> list[dict]:
-        self.state, replies = self.engine.handle(self.state, event)
-        return await self._settle(replies)
 
     async def _carry_out(self, effect: dict) -> dict | None:
         """Do what the engine asked of the store; return the event that answers it."""
@@ -91,7 +101,7 @@ class Session:
 
     async def _save(self, record_: dict) -> str:
         created = {"when": self.clock().isoformat(timespec="seconds"), "who": self.who, "from": None,
-                   "to": record_.get("status", "draft"), "note": "保存为案件"}
+                   "to": record_.get("status", "draft"), "note": self.engine.flow.text("history_saved")}
         case = await self.store.create(dict(record_, owner=self.owner, history=[created]))
         return case["id"]
 

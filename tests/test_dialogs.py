@@ -7,7 +7,8 @@ import pytest
 
 from dialogs.engine import Engine, new_state
 
-ENTERPRISE = "杭州青禾食品有限公司"
+from tests.drive import ENTERPRISE, Newcomer, buttons, texts, values  # noqa: F401
+from tests.drive import run_to_result as drive
 
 
 @pytest.fixture(scope="module")
@@ -15,56 +16,22 @@ def engine():
     return Engine()
 
 
-def texts(replies):
-    return "\n".join(r.get("text", "") for r in replies)
-
-
-def buttons(replies):
-    return [b for r in replies for row in r.get("buttons") or [] for b in row]
-
-
-def values(replies):
-    return [b["value"] for b in buttons(replies)]
+def run_to_result(engine, description, want_subtype=None, roundtrip=False, **who):
+    state, transcript, _turns = drive(engine, Newcomer(description, [want_subtype] if want_subtype else [], **who),
+                                      roundtrip=roundtrip)
+    return state, transcript
 
 
 def answer_for(state, replies, want_subtype=None):
-    """What a cooperative user sends at each step."""
-    step = state["step"]
-    if step == "confirm":
-        subs = [v for v in values(replies) if v.startswith("sub:")]
-        wanted = f"sub:{want_subtype}"
-        return {"type": "button", "value": wanted if wanted in subs else subs[0]}
-    if step == "pick_type":
-        return {"type": "button", "value": f"type:{want_subtype.split('.')[0]}"}
-    if step == "pick_subtype":
-        return {"type": "button", "value": f"sub:{want_subtype}"}
-    if step == "where":
-        return {"type": "text", "text": "https://weibo.com/1234567890/NaBcD1234"}
-    if step == "link":
-        return {"type": "button", "value": "link:none"}
-    if step == "facts":
-        return {"type": "text", "text": "没有"}
-    if step == "enterprise":
-        return {"type": "text", "text": ENTERPRISE}
-    if step == "province":
-        return {"type": "text", "text": "浙江杭州"}
-    if step == "role":
-        return {"type": "button", "value": "role:self"}
-    raise AssertionError(f"unexpected step {step}: {texts(replies)}")
+    from tests.drive import answer
+    return answer(ENGINE, state, replies, Newcomer("", [want_subtype] if want_subtype else []))
 
 
-def run_to_result(engine, description, want_subtype=None, roundtrip=False):
-    state, replies = engine.start()
-    state, replies = engine.handle(state, {"type": "text", "text": description})
-    transcript = [replies]
-    for _ in range(30):
-        if state["step"] == "result":
-            return state, transcript
-        if roundtrip:
-            state = json.loads(json.dumps(state, ensure_ascii=False))
-        state, replies = engine.handle(state, answer_for(state, replies, want_subtype))
-        transcript.append(replies)
-    raise AssertionError(f"never reached the result card; stuck at {state['step']}")
+ENGINE = Engine()
+
+
+def press(engine, state, value):
+    return engine.handle(state, {"type": "button", "value": value})
 
 
 CASES = [
@@ -78,24 +45,29 @@ CASES = [
 
 
 @pytest.mark.parametrize("subtype,description", CASES)
-def test_each_type_reaches_a_result_card(engine, subtype, description):
+def test_each_type_reaches_a_short_result_card_with_the_rest_behind_buttons(engine, subtype, description):
     state, transcript = run_to_result(engine, description, subtype)
-    card = texts(transcript[-1])
+    first = transcript[-1][0]["text"]
     case = state["case"]
     assert case["subtype"] == subtype
-    assert engine.kb.types[case["type"]]["title"] in card
-    assert "举报渠道" in card and "证据和材料清单" in card
-    assert "第五条" in card                      # Art. 5 acceptance materials are always listed
-    assert ENTERPRISE in card                    # the draft is filled with what the user told
+    assert engine.kb.types[case["type"]]["title"] in first
+    assert "第" in first and "条" in first                   # the type's article
+    assert len(first) <= engine.flow.limits["card_chars"]    # one phone screen
+    assert {"show:plan", "show:materials", "draft:view", "save"} <= set(values(transcript[-1]))
     assert case["province"] == "zhejiang"
-    assert "save" in values(transcript[-1])
+    _, plan = press(engine, state, "show:plan")
+    assert engine.say(state, "result_plan_header") in texts(plan)
+    _, materials = press(engine, state, "show:materials")
+    assert "第五条" in texts(materials)                  # Art. 5 acceptance materials are always listed
+    _, draft = press(engine, state, "draft:view")
+    assert ENTERPRISE in texts(draft)                    # the draft is filled with what the user told
 
 
 def test_extortion_plan_sends_to_police_and_warns_not_to_pay(engine):
     state, transcript = run_to_result(engine, CASES[-1][1], "interference.extortion")
-    card = texts(transcript[-1])
     assert "extortion" in state["case"]["flags"]
-    assert "公安" in card
+    _, plan = press(engine, state, "show:plan")
+    assert "公安" in texts(plan)
 
 
 def test_out_of_scope_explains_and_creates_no_report(engine):
@@ -135,6 +107,7 @@ def test_link_pasted_in_the_description_is_kept_and_decides_the_platform(engine)
     state, replies = engine.handle(state, answer_for(state, replies, "impersonation.account_identity"))
     assert state["step"] == "facts"           # where is skipped: the link said it
     assert "抖音" in texts(replies)
+    assert engine.say(state, "progress", n=3, total=4) in texts(replies)   # the progress marker
 
 
 def test_facts_already_stated_are_not_asked_again(engine):
@@ -174,14 +147,14 @@ def test_a_question_in_the_middle_is_answered_and_the_step_resumes(engine):
     state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
     state, replies = engine.handle(state, answer_for(state, replies, CASES[2][0]))
     state, replies = engine.handle(state, {"type": "button", "value": "platform:weibo"})
-    state, replies = engine.handle(state, {"type": "button", "value": "link:none"})
     assert state["step"] == "facts"
     before = json.dumps(state, ensure_ascii=False, sort_keys=True)
+    asked = values(replies)
     state, replies = engine.handle(state, {"type": "text", "text": "限时加私是什么意思？"})
     out = texts(replies)
     assert "限时加私" in out and "第二十一条" in out
     assert json.dumps(state, ensure_ascii=False, sort_keys=True) == before
-    assert values(replies)[-3:] == ["yes", "no", "unknown"]   # the interrupted question again
+    assert values(replies)[-len(asked):] == asked            # the interrupted question again
 
 
 def test_unknown_question_says_so_and_offers_topics(engine):
@@ -211,13 +184,14 @@ def test_garbage_at_every_step_keeps_the_step_and_the_case(engine, bad):
             assert json.dumps(after["case"], ensure_ascii=False, sort_keys=True) == snapshot
         state, replies = engine.handle(state, answer_for(state, replies, CASES[2][0]))
     assert state["step"] == "result"
-    assert {"confirm", "facts", "province", "role"} <= steps_seen
+    assert {"confirm", "facts", "province"} <= steps_seen
 
 
 def test_forged_and_stale_buttons_are_refused(engine):
     state, replies = engine.start()
     state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
-    for forged in ["sub:rumor.nonexistent", "role:self", "province:guangdong", "faq:no_such_entry", None, 42]:
+    for forged in ["sub:rumor.nonexistent", "facts:agent", "province:guangdong", "faq:no_such_entry", "draft:view",
+                   "save", "cases:x", None, 42]:
         after, replies = engine.handle(state, {"type": "button", "value": forged})
         assert after["step"] == "confirm" and after["case"] == state["case"]
         assert "没看懂" in texts(replies)
@@ -256,7 +230,8 @@ def test_save_emits_a_complete_case_record_for_the_store(engine):
         assert key in record, key
     assert record["enterprise"] == ENTERPRISE
     assert record["plan"] and record["evidence"]
-    assert all(item["provided"] is False for item in record["evidence"])
+    provided = {item["id"] for item in record["evidence"] if item["provided"]}
+    assert provided == {"url_or_locator"}        # the link given in the intake counts; nothing else yet
     json.dumps(record)   # plain data
     state, replies = engine.handle(state, {"type": "saved", "case_id": "HQ-2611-7K3Q"})
     assert "HQ-2611-7K3Q" in texts(replies)
@@ -264,23 +239,23 @@ def test_save_emits_a_complete_case_record_for_the_store(engine):
 
 def test_draft_download_is_a_file_with_the_pledge(engine):
     state, _ = run_to_result(engine, CASES[1][1], CASES[1][0])
-    state, replies = engine.handle(state, {"type": "button", "value": "draft"})
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:view"})
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
     files = [r["file"] for r in replies if "file" in r]
     assert files and files[0]["name"].endswith(".txt")
+    assert files[0]["name"] != "huqi-report.txt"            # named after the type before saving
     assert ENTERPRISE in files[0]["content"]
     assert "真实" in files[0]["content"]
+    state, replies = engine.handle(state, {"type": "saved", "case_id": "HQ-2611-7K3Q"})
+    assert "draft:view" in values(replies)                   # the draft stays reachable after saving
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
+    assert [r["file"]["name"] for r in replies if "file" in r] == ["huqi-report-HQ-2611-7K3Q.txt"]
 
 
 def test_agent_gets_power_of_attorney_in_the_checklist(engine):
-    state, replies = engine.start()
-    state, replies = engine.handle(state, {"type": "text", "text": CASES[4][1]})
-    for _ in range(20):
-        if state["step"] == "role":
-            state, replies = engine.handle(state, {"type": "text", "text": "受委托代理举报"})
-            break
-        state, replies = engine.handle(state, answer_for(state, replies, CASES[4][0]))
-    assert state["step"] == "result"
-    assert "授权委托书" in texts(replies)
+    state, transcript = run_to_result(engine, CASES[4][1], CASES[4][0], agent=True)
+    assert state["case"]["reporter_role"] == "agent"
+    assert "授权委托书" in texts(transcript[-1])            # among the top materials on the card
 
 
 def test_a_file_is_kept_as_an_attachment_and_a_huge_one_refused(engine):
@@ -296,15 +271,13 @@ def test_new_state_is_json(engine):
     assert json.loads(json.dumps(new_state())) == new_state()
 
 
-def test_a_bare_no_at_the_link_step_means_no_link(engine):
+def test_picking_a_platform_without_a_link_reminds_to_add_it(engine):
     state, _ = engine.start()
     state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
     state, replies = engine.handle(state, answer_for(state, replies, CASES[2][0]))
-    state, replies = engine.handle(state, {"type": "button", "value": "platform:weibo"})
-    assert state["step"] == "link"
-    state, replies = engine.handle(state, {"type": "text", "text": "否"})
-    assert state["step"] == "facts"
-    assert "链接" in texts(replies)          # reminded to add the link before submitting
+    state, replies = engine.handle(state, {"type": "text", "text": "微博"})
+    assert state["step"] == "facts" and state["case"]["platform"] == "weibo"
+    assert engine.say(state, "card_no_link") in texts(replies)
 
 
 def test_a_short_simplified_answer_keeps_traditional_replies(engine):
@@ -317,7 +290,8 @@ def test_a_short_simplified_answer_keeps_traditional_replies(engine):
 
 def test_unconfirmed_platform_instructions_are_worded_as_such(engine):
     state, transcript = run_to_result(engine, CASES[2][1], CASES[2][0])   # the where step answers with a weibo link
-    plan = next(r["text"] for r in transcript[-1] if "举报渠道" in r.get("text", ""))
+    _, replies = press(engine, state, "show:plan")
+    plan = texts(replies)
     weibo = engine.kb.platforms["weibo"]["complaint"]
     assert weibo.get("verified") is False
     assert "以平台页面为准" in plan
@@ -337,7 +311,7 @@ def test_not_knowing_the_platform_moves_on(engine):
     state, replies = engine.handle(state, answer_for(state, replies, "privacy_leak.identity_documents"))
     assert state["step"] == "where"
     state, replies = engine.handle(state, {"type": "text", "text": "不知道"})
-    assert state["step"] == "link" and state["case"]["platform"] is None
+    assert state["step"] == "facts" and state["case"]["platform"] is None
 
 
 def test_a_vague_complaint_about_us_offers_the_types_and_takes_a_fuller_description(engine):

@@ -10,7 +10,7 @@ from bot.store import open_store
 from dialogs.engine import Engine
 
 INTAKE = ["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
-          "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件"]
+          "都没有", "青禾食品", "深圳", "保存为案件"]
 
 
 @pytest.fixture
