@@ -73,3 +73,42 @@ async def test_a_due_reminder_reaches_only_its_owner(engine):
     alice_later.start()
     shown = await alice_later.due_reminders()
     assert case_id in shown[0]["text"] and "不是法定期限" in shown[0]["text"]
+
+
+class FullDisk:
+    """A store whose writes fail as on a full disk; reads work."""
+
+    def __init__(self, store):
+        self.store, self.full = store, True
+
+    def __getattr__(self, name):
+        attr = getattr(self.store, name)
+        if name in ("create", "update", "append_event", "set_reminder") and self.full:
+            async def refuse(*a, **kw):
+                raise OSError(28, "No space left on device")
+            return refuse
+        return attr
+
+
+async def test_a_failed_save_is_a_sentence_the_conversation_stays_and_the_save_can_be_retried(engine):
+    from dialogs.model import StoreError
+    store = FullDisk(open_store(None, backend="memory"))
+    alice = Session(engine, store, {"messenger": "telegram", "user_id": "1001"})
+    alice.start()
+    for line in INTAKE[:-1]:
+        await alice.turn({"type": "text", "text": line})
+    before = dict(alice.state)
+    replies = await alice.turn({"type": "button", "value": "save"})
+    assert engine.say(alice.state, "store_failed") in "\n".join(r.get("text", "") for r in replies)
+    assert alice.state["step"] == before["step"] == "result" and alice.state["case"] == before["case"]
+    assert "save" in [b["value"] for r in replies for row in r.get("buttons") or [] for b in row]
+    store.full = False
+    replies = await alice.turn({"type": "button", "value": "save"})
+    assert alice.state["step"] == "done" and (await store.list())
+    # a StoreError (closed store, ...) is handled the same way
+
+    async def closed(*a, **kw):
+        raise StoreError("closed")
+    alice.store = type("Closed", (), {"list": closed, "get": closed})()
+    replies = await alice.turn({"type": "command", "name": "cases"})
+    assert engine.say(alice.state, "store_failed") in "\n".join(r.get("text", "") for r in replies)
