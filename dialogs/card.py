@@ -179,12 +179,23 @@ class CardBuilder:
         return shown
 
     def plan(self, case: dict) -> list[dict]:
-        return channel_plan(self.kb, platform=case.get("platform"), province=case.get("province"),
-                            flags=case.get("flags") or [], type_id=case["type"])
+        key = ("plan", case.get("platform"), case.get("province"), tuple(case.get("flags") or ()), case["type"])
+        return self._cached(key, lambda: channel_plan(self.kb, platform=key[1], province=key[2], flags=list(key[3]),
+                                                      type_id=key[4]))
 
     def evidence(self, case: dict) -> list[dict]:
-        return checklist(self.kb, case["type"], agent=case.get("reporter_role") == "agent",
-                         subtype=case.get("subtype"), flags=case.get("flags") or [])
+        key = ("evidence", case["type"], case.get("reporter_role") == "agent", case.get("subtype"),
+               tuple(case.get("flags") or ()))
+        return self._cached(key, lambda: checklist(self.kb, key[1], agent=key[2], subtype=key[3], flags=list(key[4])))
+
+    def _cached(self, key: tuple, build) -> list[dict]:
+        """Plans and checklists depend only on a few case fields: computed once per combination."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            if len(cache) > 512:
+                cache.clear()
+            cache[key] = build()
+        return list(cache[key])          # callers build new dicts from the items, never change them
 
     def case_record(self, case: dict) -> dict:
         """Everything the case store keeps about an intake, as plain data."""
