@@ -142,12 +142,14 @@ class Engine:
         if value:
             self._value(state, value, out)
             return
+        handler = getattr(self, f"_text_{state['step']}", None)
         if options.numbers(text) and not self._text_allowed_numbers(state):
+            if len(options.numbers(text)) > 1 and handler and handler(state, text, out):
+                return                                # several options at once ("1 2")
             out.append(self._msg("no_option"))       # a number with no option re-asks
             out.extend(self._prompt(state))
             return
         self._keep_links(state, text)
-        handler = getattr(self, f"_text_{state['step']}", None)
         if handler and handler(state, text, out):
             return
         if self._maybe_faq(state, text, out):

@@ -328,3 +328,76 @@ def test_chit_chat_is_not_taken_for_a_report(engine):
     state, replies = engine.handle(state, {"type": "text", "text": "帮我查下天气"})
     assert state["step"] == "describe"
     assert "涉企网络侵权" in texts(replies)
+
+
+def test_newcomers_reach_the_card_in_few_turns(engine):
+    import statistics
+    import bench.newcomer as bench
+    turns = []
+    for _name, who, channels, materials in bench.SITUATIONS:
+        state, transcript, n = drive(engine, who)
+        turns.append(n)
+        assert channels <= {s["channel"] for s in engine.card.plan(state["case"])}
+        assert materials <= {e["id"] for e in engine.card.evidence(state["case"])}
+    assert statistics.median(turns) <= 5 and max(turns) <= 7
+
+
+def test_several_subtypes_may_apply(engine):
+    who = Newcomer("有人把我们董事长的身份证照片和手机号发到网上，号召大家去骚扰他",
+                   ["privacy_leak.identity_documents", "privacy_leak.contact_details"])
+    state, transcript, _ = drive(engine, who)
+    assert state["case"]["subtypes"] == who.subtypes
+    assert all(engine.kb.subtypes[s]["title"] in transcript[-1][0]["text"] for s in who.subtypes)
+
+
+def test_situations_are_one_multi_select_and_the_province_is_confirmed_with_one_tap(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": "有自媒体说我们杭州云帆科技资金链断裂马上破产 https://weibo.com/1/AbC"})
+    assert state["case"]["enterprise"] == "杭州云帆科技"
+    state, replies = engine.handle(state, {"type": "text", "text": "👍"})           # an emoji confirms the reading
+    assert state["step"] == "facts"
+    flags = [v for v in values(replies) if v.startswith("facts:") and v not in ("facts:none", "facts:agent")]
+    assert len(flags) >= 3                                                       # asked together
+    state, replies = engine.handle(state, {"type": "button", "value": flags[0]})  # a tap toggles
+    assert state["step"] == "facts" and "facts:done" in values(replies)
+    state, replies = engine.handle(state, {"type": "button", "value": flags[1]})
+    state, replies = engine.handle(state, {"type": "button", "value": "facts:done"})
+    assert set(state["case"]["flags"]) >= {flags[0][6:], flags[1][6:]}
+    assert state["step"] == "province" and state["pending"]["province_guess"] == "zhejiang"
+    state, replies = engine.handle(state, {"type": "text", "text": "没错"})
+    assert state["step"] == "result" and state["case"]["province"] == "zhejiang"
+
+
+def test_a_number_past_the_last_option_re_asks_and_opens_nothing(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
+    n = len(values(replies)) + 1
+    after, replies = engine.handle(state, {"type": "text", "text": str(n)})
+    assert not any("effect" in r for r in replies)
+    assert after["step"] == "confirm" and after["case"] == state["case"]
+    assert engine.say(state, "no_option") in texts(replies)
+
+
+def test_a_traditional_writer_reads_traditional_to_the_goodbye_but_gets_a_simplified_draft(engine):
+    state, transcript, _ = drive(engine, Newcomer("有個帳號一直說我們公司要倒閉了，資金鏈斷裂，全是造謠",
+                                                 ["rumor.exaggerated_difficulty"]))
+    assert state["lang"] == "hant"
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
+    (draft,) = [r["file"] for r in replies if "file" in r]
+    assert "举报" in draft["content"] and "舉報" not in draft["content"]
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:hant"})
+    (copy,) = [r["file"] for r in replies if "file" in r]
+    assert "舉報" in copy["content"] and copy["name"] != draft["name"]
+    state, replies = engine.handle(state, {"type": "command", "name": "quit"})
+    assert replies[-1].get("end") and engine.say(state, "bye") in texts(replies)
+    assert engine.say(state, "bye") != engine.flow.text("bye")
+
+
+def test_contact_person_and_phone_fill_the_draft_and_are_shown_masked(engine):
+    state, _ = run_to_result(engine, CASES[2][1], CASES[2][0])
+    state, replies = engine.handle(state, {"type": "text", "text": "张律师 13800138000"})
+    assert state["case"]["contact"] == "13800138000" and state["case"]["reporter_name"] == "张律师"
+    assert "138****8000" in texts(replies) and "13800138000" not in texts(replies)
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
+    (draft,) = [r["file"] for r in replies if "file" in r]
+    assert "13800138000" in draft["content"] and "【联系人及电话】" not in draft["content"]
