@@ -43,10 +43,14 @@ class Session:
         before = self.state
         self.state, replies = self.engine.handle(self.state, event)
         try:
-            return await self._settle(replies)
+            replies = await self._settle(replies)
         except (StoreError, OSError):
             self.state, replies = self.engine.handle(before, {"type": "store_failed"})
-            return replies
+        shown = [{"label": b["label"], "value": b["value"]} for r in replies for row in r.get("buttons") or []
+                 for b in row]
+        if shown:
+            self.state["shown"] = shown    # numbers typed next refer to every option of this turn, in order
+        return replies
 
     async def _settle(self, replies: list[dict]) -> list[dict]:
         shown, pending = [], list(replies)
@@ -92,7 +96,7 @@ class Session:
             return {"type": "case", "case": await self.store.get(effect["case_id"], owner=self.owner)}
         if kind == "transition":
             return await self._transition(effect)
-        if kind in ("mark_evidence", "add_attachment", "add_links"):
+        if kind in ("mark_evidence", "add_attachment", "add_links", "set_contact"):
             return await self._update(effect)
         if kind == "snooze":
             await reminders.snooze(self.store, effect["case_id"], reminder_days(), self.clock(), owner=self.owner)
@@ -123,9 +127,15 @@ class Session:
             return {"type": "case", "case": None}
         answer = {"type": "updated"}
         if effect["effect"] == "mark_evidence":
-            evidence = [dict(e, provided=True) if e.get("id") == effect["item"] else e
+            items = set(effect.get("items") or [effect.get("item")])
+            evidence = [dict(e, provided=True) if e.get("id") in items else e
                         for e in case.get("evidence") or []]
             changes = {"evidence": evidence}
+        elif effect["effect"] == "set_contact":     # personal data: kept on the case, never logged
+            changes = {"reporter_name": effect.get("reporter_name"), "contact": effect.get("contact"),
+                       "evidence": [dict(e, provided=True) if e.get("id") == "reporter_contact" else e
+                                    for e in case.get("evidence") or []]}
+            answer["contact"] = True
         elif effect["effect"] == "add_attachment":
             attachment = dict(effect["attachment"], received_at=self.clock().isoformat(timespec="seconds"))
             changes = {"attachments": list(case.get("attachments") or []) + [attachment]}

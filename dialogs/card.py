@@ -152,11 +152,13 @@ class CardBuilder:
             lines.append(self.flow.text("result_evidence_note", note=note["text"]))
         return [{"text": "\n".join(lines)}]
 
-    def draft_view(self, case: dict) -> list[dict]:
-        """The draft as text (Simplified: the platforms and offices are on the mainland), with its buttons."""
+    def draft_view(self, case: dict, stored: dict | None = None) -> list[dict]:
+        """The draft as text (Simplified: the platforms and offices are on the mainland), with its buttons.
+        A saved case's draft is written from the stored case (its contact, its materials)."""
         buttons = [[dict(b)] for b in self.flow.buttons["draft"]]
+        record = stored if stored is not None else self._draft_record(case)
         return [{"text": self.flow.text("draft_view")},
-                {"text": draft_report(self.kb, self._draft_record(case)), "script": "hans", "buttons": buttons}]
+                {"text": draft_report(self.kb, record), "script": "hans", "buttons": buttons}]
 
     def _draft_record(self, case: dict) -> dict:
         record = self.case_record(case)
@@ -216,9 +218,9 @@ class CardBuilder:
         record["status"] = "draft"
         return record
 
-    def draft_file(self, case: dict, traditional: bool = False) -> dict:
+    def draft_file(self, case: dict, traditional: bool = False, stored: dict | None = None) -> dict:
         """The draft as a file named after the case (or its type before saving)."""
-        record = self._draft_record(case)
+        record = stored if stored is not None else self._draft_record(case)
         name, content = draft_filename(record), draft_report(self.kb, record)
         if traditional:
             return {"text": self.flow.text("draft_hant_caption"),

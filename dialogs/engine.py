@@ -82,7 +82,12 @@ class Engine:
             state.update(new_state(), lang=lang)
             replies.append(self._msg("restarted"))
             replies.extend(self._prompt(state))
-        return state, localise(state["lang"], replies)
+        replies = localise(state["lang"], replies)
+        shown = [{"label": b["label"], "value": b["value"]} for r in replies for row in r.get("buttons") or []
+                 for b in row]
+        if shown:
+            state["shown"] = shown     # what a typed number or label refers to: the options on screen, in order
+        return state, replies
 
     def say(self, state: dict | None, key: str, **values) -> str:
         """One text of texts.yaml in the user's script (for adapters' own lines)."""
@@ -163,7 +168,7 @@ class Engine:
 
     def _value(self, state: dict, value: str, out: list[dict]) -> None:
         kind, arg = options.parse_value(value)
-        if kind in ("cases", "case", "act", "rem", "hist", "close"):
+        if kind in ("cases", "case", "act", "rem", "hist"):
             self.tracker.value(state, value, out)
         elif kind in GLOBAL_KINDS and arg not in ("plan", "materials") or value == "go:faq_topics":
             self._global(state, value, out)
@@ -273,10 +278,7 @@ class Engine:
 
     def _text_confirm(self, state: dict, text: str, out: list[dict]) -> bool:
         """Several readings at once: "1 2"."""
-        picked = options.numbers(text) or []
-        opts = self._options(state)
-        subs = [opts[n - 1]["value"] for n in picked if 1 <= n <= len(opts)]
-        subs = [options.parse_value(v)[1] for v in dict.fromkeys(subs) if v.startswith("sub:")]
+        subs = [options.parse_value(v)[1] for v in self.numbered(state, text) or [] if v.startswith("sub:")]
         if len(subs) < 2:
             return False
         self._choose_subtypes(state, subs, out, announce=True)
@@ -358,10 +360,14 @@ class Engine:
 
     def _multi_text(self, state: dict, text: str, out: list[dict]) -> bool:
         """Typed numbers pick those situations and go on; a no-word means none."""
-        picked = options.numbers(text)
-        opts = self._fact_options(state)
-        if picked is not None and all(1 <= n <= len(opts) for n in picked):
-            state["pending"]["chosen"] = [opts[n - 1]["value"] for n in picked]
+        values = self.numbered(state, text)
+        facts = {o["value"] for o in self._fact_options(state)}
+        if values and len(values) > 1 and set(values) <= facts:
+            state["pending"]["chosen"] = values
+            self._finish_facts(state, out)
+            return True
+        if values and len(values) == 1 and values[0] in facts:
+            state["pending"]["chosen"] = values      # one typed number: that one, and on
             self._finish_facts(state, out)
             return True
         if options.answer_word(text, self.flow.answers) == "no":
@@ -494,6 +500,12 @@ class Engine:
 
     def _draft(self, state: dict, arg: str, out: list[dict]) -> None:
         case = state["case"]
+        if case.get("case_id"):
+            # saved: the draft is written from the stored case (contact and materials added since)
+            state["pending"]["open_case"] = case["case_id"]
+            state["pending"]["then"] = f"draft_{arg}"
+            out.append({"effect": "get_case", "case_id": case["case_id"]})
+            return
         if arg == "view":
             view = self.card.draft_view(case)
             view[-1]["buttons"] = view[-1]["buttons"] + self._buttons(state)   # the step's options stay at hand
@@ -692,11 +704,29 @@ class Engine:
             return arg in ("view", "file", "hant", "evidence")
         return any(o["value"] == value for o in self._options(state))
 
+    def numbered(self, state: dict, text: str) -> list[str] | None:
+        """The values of the options on screen that typed numbers ("2", "1 3") name; None if any is not one."""
+        picked = options.numbers(text)
+        if picked is None:
+            return None
+        shown = [o["value"] for o in state.get("shown") or self._options(state)]
+        values = [shown[n - 1] for n in picked if 1 <= n <= len(shown)]
+        if len(values) != len(picked) or not all(self._allowed(state, v) for v in values):
+            return None
+        return list(dict.fromkeys(values))
+
     def _match_option(self, state: dict, text: str) -> str | None:
         """Free text at a button step: a number (of an option on screen), the option's words, yes/no words."""
         free = self.flow.steps[state["step"]].get("kind") == "text"
+        if options.numbers(text) is not None:
+            values = self.numbered(state, text)
+            return values[0] if values and len(values) == 1 else None
         value = options.match(self._options(state), text, self.flow.answers, free_text=free)
-        if value or options.numbers(text):
+        if value:
+            return value
+        on_screen = [o for o in state.get("shown") or [] if self._allowed(state, o["value"])]
+        value = options.match(on_screen, text, {}, free_text=True)
+        if value:
             return value
         # the words of the open case's buttons and the case list (never by number: those are not on screen)
         return options.match(self.tracker.offered(state), text, self.flow.answers, free_text=True)

@@ -376,19 +376,20 @@ def current_channel(case: dict) -> Optional[str]:
     return None
 
 
-def next_channel(case: dict, lifecycle: Optional[Lifecycle] = None) -> Optional[dict]:
+def next_channel(case: dict, lifecycle: Optional[Lifecycle] = None, *, after: Optional[str] = None) -> Optional[dict]:
     """The plan step to escalate to next, or None.
 
     Steps the user only expects or may choose (kind ``expect``/``option``)
     are skipped.  Before any submission this is the first channel of the
-    plan; afterwards, the first step on a channel further along the ladder
+    plan; afterwards (``after`` a given channel, default the last one sent to),
+    the first step on a channel further along the ladder
     (platform -> province -> central -> police -> court) that the case has
     not been sent to yet.  Among steps on the same channel the plan's own
     order decides.
     """
     lc = _lc(lifecycle)
     ladder = list(lc.channels)
-    current = current_channel(case)
+    current = after or current_channel(case)     # after: the next channel from that one's track
     used = set(used_channels(case))
     candidates = []
     for pos, step in enumerate(case.get("plan") or []):

@@ -68,11 +68,11 @@ def test_a_saved_case_is_followed_in_a_later_chat(tmp_path):
     first = chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
                   "都没有", "青禾食品", "深圳", "保存为案件", "/quit"], tmp_path)
     assert "已保存为案件 HQ-" in first.stdout, first.stdout[-2000:]
-    later = chat(["/cases", "1", "我已提交", "1", "WB-2026-001", "没有回应,升级", "我已提交到下一个渠道", "/quit"],
-                 tmp_path)
+    later = chat(["/cases", "1", "我已提交到一个渠道", "1", "WB-2026-001", "平台没有回应,找下一个渠道",
+                  "我已提交到属地网信办", "/quit"], tmp_path)
     out = later.stdout
     assert "您的案件" in out
-    assert '现在是"已提交"' in out
+    assert '现在是"已提交"' in out and "WB-2026-001" in out        # the reference number is shown
     assert '现在是"已升级"' in out and "属地网信办" in out
     assert "Traceback" not in later.stderr
 
@@ -91,10 +91,11 @@ def test_evidence_is_marked_links_added_and_escalation_confirmed(tmp_path):
     chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
           "都没有", "青禾食品", "深圳", "保存为案件", "/quit"], tmp_path)
     run = chat(["/cases", "1", "补充材料", "举报说明", "https://weibo.com/123/AbCd", "完成",
-                "我已提交", "平台", "WB-001", "没有回应,升级", "我已提交到下一个渠道", "/quit"], tmp_path)
+                "我已提交到一个渠道", "平台", "WB-001", "平台没有回应,找下一个渠道", "我已提交到属地网信办", "/quit"],
+               tmp_path)
     out = run.stdout
     assert "已把链接记进案件" in out
-    assert "还缺 5 项" in out                      # 举报说明 is marked as provided
+    assert "还缺 4 项" in out         # 举报说明 is marked; the link given in the intake counted from the start
     assert "下一步：向属地网信办举报" in out          # the next channel is shown before moving on
     assert '现在是"已升级"' in out
     assert "Traceback" not in run.stderr
@@ -132,7 +133,8 @@ def test_a_reminder_is_shown_when_a_submitted_case_has_had_no_news(tmp_path, mon
 def test_a_case_with_all_materials_becomes_ready(tmp_path):
     chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
           "都没有", "青禾食品", "深圳", "保存为案件", "/quit"], tmp_path)
-    lines = ["/cases", "1", "补充材料"] + ["1"] * 7 + ["/quit"]     # the seven Art. 5 materials
+    # the six Art. 5 materials; the link (4th) came with the intake; the list keeps its order as items are marked
+    lines = ["/cases", "1", "补充材料", "1", "2", "3", "5", "6", "/quit"]
     run = chat(lines, tmp_path)
     assert "材料都已备齐" in run.stdout
     assert '现在是"材料齐全"' in run.stdout
