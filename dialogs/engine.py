@@ -36,11 +36,6 @@ __all__ = ["Engine", "new_state", "typeset", "STATE_VERSION"]
 STATE_VERSION = 1
 MAX_HISTORY = 30
 GLOBAL_KINDS = ("faq", "topic", "show")
-# an enterprise name in a description: a run of name characters ending in a company word
-_NAME_STOP = "的了是在说我你他她它们这那一有被把和与及都就也给让对向从用个家些还说将要又"
-_COMPANY = re.compile(rf"([^\s{_NAME_STOP}，,。.！!？?：:；;、“”\"'（）()《》]{{2,16}}?"
-                      r"(?:有限责任公司|股份有限公司|有限公司|集团|科技|公司|商行|工作室)"
-                      r"(?:有限责任公司|股份有限公司|有限公司|集团|公司)?)")
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)")
 
 
@@ -65,6 +60,7 @@ class Engine:
         self.card = card.CardBuilder(self.kb, self.flow)
         from .tracking import Tracker
         self.tracker = Tracker(self)
+        self.company = _company_pattern(self.flow.enterprise_name)
 
     # ── public API ──────────────────────────────────────────────────
     def start(self, state: dict | None = None) -> tuple[dict, list[dict]]:
@@ -135,7 +131,7 @@ class Engine:
         if len(text) > limit:
             text = text[:limit]
             out.append(self._msg("too_long", limit=limit))
-        note_language(state, text)
+        note_language(state, text, self.flow.simplified_only)
         command = self._command_word(text)
         if command:
             self._command(state, command, out)
@@ -231,7 +227,7 @@ class Engine:
             if link not in case["links"]:
                 case["links"].append(link)
         if not case["enterprise"]:
-            case["enterprise"] = _enterprise_in(text, self.flow.not_enterprise)
+            case["enterprise"] = _enterprise_in(self.company, text, self.flow.not_enterprise)
         state["pending"]["province_guess"] = self._province_guess(case)
         if result.links:
             out.append(self._msg("link_kept", links="\n".join(result.links)))
@@ -782,9 +778,17 @@ def mask_contact(name: str | None, phone: str | None) -> str:
     return " ".join(p for p in (name or "", masked) if p)
 
 
-def _enterprise_in(text: str, not_names: list[str]) -> str | None:
+def _company_pattern(spec: dict) -> re.Pattern:
+    """The enterprise-name pattern from flow.yaml `enterprise_name`."""
+    stop = re.escape(str(spec["stop"]))
+    suffixes = "|".join(map(re.escape, spec["suffixes"]))
+    forms = "|".join(map(re.escape, spec["legal_forms"]))
+    return re.compile(rf"([^\s{stop}]{{2,16}}?(?:{suffixes})(?:{forms})?)")
+
+
+def _enterprise_in(pattern: re.Pattern, text: str, not_names: list[str]) -> str | None:
     """"我们杭州云帆科技被人冒充" -> "杭州云帆科技"; "骗子公司" is not a name."""
-    for m in _COMPANY.finditer(text or ""):
+    for m in pattern.finditer(text or ""):
         if not any(w in m.group(1) for w in not_names):
             return m.group(1)
     return None

@@ -42,6 +42,8 @@ class Flow:
     tracking_buttons: dict[str, str]
     not_enterprise: list[str]
     progress_total: int
+    enterprise_name: dict
+    simplified_only: str
 
     def text(self, key: str, **values) -> str:
         template = self.texts[key]
@@ -94,6 +96,8 @@ def load_flow(data_dir: Path = DATA_DIR) -> Flow:
             tracking_buttons=texts["tracking_buttons"],
             not_enterprise=[str(w) for w in flow.get("not_enterprise") or []],
             progress_total=max((int(s.get("progress") or 0) for s in steps.values()), default=0),
+            enterprise_name=dict(flow["enterprise_name"]),
+            simplified_only=str(flow["simplified_only"]),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise FlowError(f"flow.yaml/texts.yaml: missing or malformed {e}") from e

@@ -75,6 +75,7 @@ _MESSAGE_KEYS = {
     "reasons_separator": set(),
     "choice": {"id", "label"},
     "not_closed": {"from_label"},
+    "more": set(),
 }
 _ACTION_FIELDS = {"track": {"channel", "status"}, "submit": {"channel"}, "escalate": {"channel"},
                   "close": {"reason"}, "reopen": set(), "draft": set(), "ready": set()}
@@ -339,7 +340,10 @@ def _load(path: str) -> Lifecycle:
             data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
         raise LifecycleError(f"{path}: {e}") from None
-    return parse_lifecycle(data)
+    try:
+        return parse_lifecycle(data)
+    except LifecycleError as e:
+        raise LifecycleError(f"{Path(path).name}: {e}") from None   # the file to fix, then what is wrong
 
 
 def load_lifecycle(path: Union[str, Path, None] = None) -> Lifecycle:
@@ -531,7 +535,7 @@ def next_action(case: dict, lifecycle: Optional[Lifecycle] = None) -> str:
         "channel": lc.channel_label(current_channel(case)),
         "next_channel": lc.channel_label(nxt["channel"]) if nxt else "",
         "missing_count": len(missing),
-        "missing_titles": lc._join(titles[:5]) + ("等" if len(titles) > 5 else ""),
+        "missing_titles": lc._join(titles[:5]) + (lc.messages["more"] if len(titles) > 5 else ""),
     }
     holds = {"missing": bool(missing), "next": nxt is not None, "default": True}
     for key, template in lc.statuses[sid].next_action.items():

@@ -7,7 +7,8 @@ from rapidfuzz import fuzz, process
 
 from knowledge.text import normalise
 
-_SEPARATED = re.compile(r"^\d+(?:\s*[\s,，、;；和及/+]\s*\d+)+$")
+# "1 3", "1,3", "1，3", "1、3", "1；3", "1和3", "1及3"
+_SEPARATED = re.compile(r"^\d+(?:\s*[\s,\uff0c\u3001;\uff1b\u548c\u53ca/+]\s*\d+)+$")
 _TRAIL = "。.!！~～ "
 
 

@@ -6,10 +6,9 @@ import re
 from knowledge.text import is_traditional, to_traditional
 
 # ASCII punctuation written next to Chinese (much of the knowledge base is typed that way)
-_HAN = "\u3400-\u9fff\uff00-\uffef\u3000-\u303f"
+_HAN = r"\u3400-\u9fff\uff00-\uffef\u3000-\u303f"
 _PUNCT = re.compile(rf"(?<=[{_HAN}])[,:;?!()]|[,:;?!()](?=[{_HAN}])|(?<=[{_HAN}])\((?=[^)]*\))")
 _FULL = {",": "，", ":": "：", ";": "；", "?": "？", "!": "！", "(": "（", ")": "）"}
-_SIMPLIFIED_ONLY = re.compile(r"[们这个说发对时会来为过还没问题国实现经应关学动种]")
 
 
 def typeset(text: str) -> str:
@@ -22,11 +21,12 @@ def typeset(text: str) -> str:
     return text
 
 
-def note_language(state: dict, text: str) -> None:
-    """Reply in the script the user writes; a short answer does not switch back."""
+def note_language(state: dict, text: str, simplified_only: str) -> None:
+    """Reply in the script the user writes; a short answer does not switch back
+    (two characters only Simplified has, from flow.yaml, do)."""
     if is_traditional(text):
         state["lang"] = "hant"
-    elif len(set(_SIMPLIFIED_ONLY.findall(text))) >= 2:
+    elif len(set(text) & set(simplified_only)) >= 2:
         state["lang"] = "hans"
 
 
