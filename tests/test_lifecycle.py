@@ -225,7 +225,9 @@ def test_escalation_goes_to_the_next_channel_of_the_plan():
     with pytest.raises(TransitionRefused, match="换一个渠道"):
         transition(case_in("rejected"), "escalated", who="user", channel="platform", now=NOW)
     with pytest.raises(TransitionRefused, match="升级到哪个渠道"):
-        transition(case_in("rejected", plan=[]), "escalated", who="user", now=NOW)
+        transition(case_in("rejected", channel="court", plan=[]), "escalated", who="user", now=NOW)
+    # past the plan, the backstop: the central reporting centre
+    assert transition(case_in("rejected", plan=[]), "escalated", who="user", now=NOW)["channel"] == "central"
 
 
 # -- history through a store ------------------------------------------------------------
@@ -285,14 +287,23 @@ def test_next_channel_walks_the_plan():
         walked.append(step["id"])
         case["history"].append({"to": "escalated", "channel": step["channel"]})
         assert current_channel(case) == step["channel"]
-    assert walked == ["province", "central_escalation", "police_extortion"]
+    assert walked == ["province", "central_escalation", "police_extortion", "backstop_court"]   # then the courts
 
 
 def test_next_channel_skips_expect_and_option_steps():
     plan = [s for s in PLAN if s["channel"] == "platform" or s["kind"] == "option"]
-    assert next_channel(case_in("rejected", plan=plan)) is None
-    assert next_channel(case_in("rejected", plan=[])) is None
+    assert next_channel(case_in("rejected", plan=plan))["id"] == "backstop_central"   # options skipped: the backstop
+    assert next_channel(case_in("rejected", plan=[]))["channel"] == "central"
+    assert next_channel(case_in("rejected", channel="court", plan=[])) is None
     assert next_channel({"status": "rejected"}) is None
+
+
+def test_the_backstop_offers_the_police_only_where_money_was_demanded():
+    case = case_in("rejected", channel="central", plan=[])
+    assert next_channel(case)["channel"] == "court"
+    case["flags"] = ["extortion"]
+    assert next_channel(case)["channel"] == "police"
+    assert "12377" in next_channel(case_in("rejected", plan=[]))["what"]
 
 
 def test_next_channel_does_not_go_back_down_the_ladder():
@@ -326,7 +337,7 @@ def test_next_action_variants():
     draft["evidence"][0]["provided"] = True
     assert "材料已经齐全" in next_action(draft)
     assert "属地网信办" in next_action(case_in("rejected"))
-    assert "没有下一个渠道" in next_action(case_in("rejected", plan=[]))
+    assert "没有下一个渠道" in next_action(case_in("rejected", channel="court", plan=[]))
     assert "平台" in next_action(case_in("submitted"))
 
 
@@ -361,3 +372,43 @@ def test_broken_data_is_refused(breakage, complaint):
     breakage(data)
     with pytest.raises(LifecycleError, match=complaint):
         parse_lifecycle(data)
+
+
+# -- per-channel tracks ---------------------------------------------------------------------
+
+
+async def test_the_platform_and_the_police_run_in_parallel_each_with_its_track():
+    from bot.store import open_store
+    from dialogs.lifecycle import possible_transitions, tracks
+    store = open_store(None, backend="memory")
+    case = await store.create({"status": "draft", "plan": copy.deepcopy(PLAN), "flags": ["extortion"],
+                               "owner": {"messenger": "terminal", "user_id": "u"}})
+    cid = case["id"]
+    await record(store, cid, "submitted", who="user", channel="platform", ref="WB-1", now=NOW)
+    await record(store, cid, "submitted", who="user", channel="police", ref="JJ-9", now=NOW)
+    await record(store, cid, "accepted", who="user", channel="police", now=NOW)
+    case = await record(store, cid, "action_taken", who="user", channel="platform", outcome="deleted", now=NOW)
+    assert case["channels"]["platform"]["status"] == "action_taken"
+    assert case["channels"]["platform"]["ref"] == "WB-1"
+    assert case["channels"]["police"] == dict(case["channels"]["police"], status="accepted", ref="JJ-9")
+    assert case["status"] == "action_taken"                      # derived: the most advanced track
+    case = await record(store, cid, "action_taken", who="user", channel="police", outcome="account_measures", now=NOW)
+    assert case["status"] == "action_taken" and tracks(case) == case["channels"]
+    options = possible_transitions(case)
+    assert {"to": "closed", "channel": None, "reason": "resolved"} in [
+        {k: o.get(k) for k in ("to", "channel", "reason")} for o in options]
+    assert all(o["label"] for o in options)
+    case = await record(store, cid, "closed", who="user", reason="resolved", now=NOW)
+    assert [o["to"] for o in possible_transitions(case)] == ["reopen"]
+    case = await record(store, cid, "reopen", who="staff:ops", now=NOW)      # staff reopen
+    assert case["status"] == "action_taken" and case["history"][-1]["from"] == "closed"
+    with pytest.raises(TransitionRefused):
+        await record(store, cid, "reopen", who="staff:ops", now=NOW)
+
+
+def test_old_cases_without_tracks_are_read_from_their_history():
+    from dialogs.lifecycle import possible_transitions, tracks
+    case = case_in("rejected")
+    assert tracks(case) == {"platform": dict(tracks(case)["platform"], status="rejected")}
+    labels = [o["label"] for o in possible_transitions(case)]
+    assert any("属地网信办" in label for label in labels)            # escalate to the next channel

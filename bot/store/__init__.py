@@ -44,6 +44,7 @@ from typing import Any, Optional, Union
 
 from bot.caseid import normalize_case_id
 from bot.store.lock import StoreLocked
+from dialogs.model import StoreError, CaseNotFound, to_iso
 
 __all__ = [
     "CaseStore",
@@ -78,17 +79,6 @@ _CUSTOM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 TimeLike = Union[datetime, str]
 
 
-class StoreError(Exception):
-    """Base class of case store errors."""
-
-
-class CaseNotFound(StoreError, KeyError):
-    """No such case, or it belongs to someone else (indistinguishable)."""
-
-    def __str__(self) -> str:  # KeyError quotes its argument; keep it plain
-        return f"case {self.args[0]} not found" if self.args else "case not found"
-
-
 class CaseExists(StoreError):
     """``create()`` was given an id that is already taken."""
 
@@ -107,20 +97,6 @@ class StoreCorrupt(StoreError):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def to_iso(value: TimeLike) -> str:
-    """Canonical UTC ISO-8601 string (seconds precision) for a time."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"not an ISO-8601 time: {value!r}") from None
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected datetime or ISO string, got {type(value).__name__}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def owner_key(owner: Any) -> str:
