@@ -253,11 +253,11 @@ def _q(name: str, description: str, schema: Optional[dict] = None) -> Param:
 
 
 FILTERS = (
-    _q("status", "Status id or Chinese label (已提交); repeat or separate with commas"),
-    _q("type", "Type id or its Chinese title (rumor, 谣言性信息)"),
+    _q("status", "Status id or its label as staff read it; repeat or separate with commas"),
+    _q("type", "Type id or its title (rumor)"),
     _q("subtype", "Sub-type id (rumor.fabricated_violation) or title"),
-    _q("platform", "Platform id, name or alias (xiaohongshu, 小红书)"),
-    _q("province", "Province id, name or alias (shanghai, 上海)"),
+    _q("platform", "Platform id, name or alias (xiaohongshu)"),
+    _q("province", "Province id, name or alias (shanghai)"),
     _q("overdue", "true: only cases past their follow-up date; false: only the others",
        {"type": "boolean"}),
     _q("messenger", "Where the owner talks to huqi (telegram, terminal, web)"),

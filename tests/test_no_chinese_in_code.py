@@ -7,11 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HAN = re.compile(r"[\u3400-\u9fff]")
-# Files other developers are rewriting now; the coordinator empties this list after merging.
-NOT_YET = {
-    "bot/telegram.py", "bot/cli.py", "bot/cases_cli.py", "bot/faq_cli.py", "bot/caseid.py", "bot/config.py",
-    "bot/store/__init__.py", "bot/store/lock.py", "bot/store/logged_tinydb.py", "bot/store/memory.py",
-}
+# Operator-facing command lines whose messages have not moved to YAML yet.
+NOT_YET = {"bot/cli.py", "bot/cases_cli.py", "bot/faq_cli.py", "bot/store/lock.py"}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
