@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Callable
 
-from bot import reminders
+from bot import reminders, satisfaction
 from bot.config import reminder_days
 from dialogs.engine import Engine
 from dialogs.lifecycle import TransitionRefused, record
@@ -72,7 +72,7 @@ class Session:
         shown = []
         now = self.clock()
         try:
-            due = await reminders.due(self.store, now)
+            due = await reminders.due(self.store, now, owner=self.owner)
         except (StoreError, OSError):
             return []          # the reminder stays due: it is asked again next time
         for case, _rem in due:
@@ -118,6 +118,7 @@ class Session:
             return {"type": "transitioned", "case": await self.store.get(effect["case_id"], owner=self.owner),
                     "error": str(e)}
         await reminders.after_transition(self.store, case, self.clock(), reminder_days(), owner=self.owner)
+        await satisfaction.ask_if_closed(self.store, case, self.clock())
         return {"type": "transitioned", "case": await self.store.get(case["id"], owner=self.owner)}
 
     async def _update(self, effect: dict) -> dict:
