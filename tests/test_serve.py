@@ -394,3 +394,63 @@ async def test_overdue_cases_are_announced_to_the_operators_chat_without_persona
     said = texts(ops)
     assert case["id"] in said and "泄密性信息" in said and "上海" in said
     assert "张三" not in said and "13800138000" not in said
+
+
+# ── a whole case through the webhook, with a file, to the staff's package ──
+class WebhookUser:
+    def __init__(self, fake: FakeTelegram, hook: str, uid: int):
+        self.fake, self.hook, self.uid = fake, hook, uid
+
+    async def send(self, update: dict) -> list[dict]:
+        mark = len(self.fake.calls)
+        assert await self.fake.post_webhook(self.hook, update, SECRET) == 200
+        return self.fake.sent(self.uid, mark)
+
+    async def say(self, text: str) -> list[dict]:
+        return await self.send(text_update(self.uid, text))
+
+    async def press(self, label: str, replies: list[dict]) -> list[dict]:
+        board = next(keyboard(c) for c in reversed(replies) if keyboard(c))
+        button = next((b for b in board if b["text"].startswith(label)), None)
+        assert button, f"no button {label!r} in {[b['text'] for b in board]}"
+        return await self.send(button_update(self.uid, button["callback_data"]))
+
+
+async def test_a_newcomer_reports_through_the_webhook_and_staff_download_the_evidence_package(fake, tmp_path):
+    import hashlib
+    import io
+    import zipfile
+
+    from tests.fake_telegram import document_update
+    screenshot = b"\x89PNG evidence bytes" * 50
+    fake.files["FILE-微博截图.png"] = screenshot
+    env = dict(webhook_env(tmp_path, fake), HUQI_API_TOKENS=f"desk:{API_TOKEN}", HUQI_OPERATOR_CHAT_ID="-100500")
+    async with service(env) as (url, store, _app):
+        user = WebhookUser(fake, url + WEBHOOK_PATH, ALICE)
+        await user.say("/start")
+        replies = await user.say("有自媒体说我们杭州青禾食品资金链断裂马上破产 https://m.weibo.cn/status/4987654321")
+        replies = await user.press("谣言", replies)
+        await user.send(document_update(ALICE, "微博截图.png", len(screenshot)))
+        replies = fake.sent(ALICE)
+        replies = await user.press("都没有", replies)
+        while not any(b["text"] == "保存为案件" for c in replies for b in keyboard(c)):
+            replies = await user.press(keyboard(replies[-1])[0]["text"], replies)   # the offered default
+        replies = await user.press("保存为案件", replies)
+        (case,) = await store.list()
+        assert case["id"] in texts(replies)
+        (attachment,) = case["attachments"]
+        assert attachment["sha256"] == hashlib.sha256(screenshot).hexdigest()
+        # the desk hears of the new case, without the reporter's words
+        said = texts(await fake.wait_for(lambda: fake.sent(-100500), timeout=10))
+        assert case["id"] in said and "资金链" not in said
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/api/v1/cases/{case['id']}/package",
+                                headers={"Authorization": f"Bearer {API_TOKEN}"}) as resp:
+                assert resp.status == 200
+                data = await resp.read()
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = z.namelist()
+            stored = [n for n in names if n.endswith("微博截图.png")]
+            assert stored and z.read(stored[0]) == screenshot
+            manifest = next(z.read(n).decode("utf-8-sig") for n in names if n.endswith("manifest.csv"))
+            assert hashlib.sha256(screenshot).hexdigest() in manifest
