@@ -148,8 +148,8 @@ async def test_polling_skips_an_update_ptb_cannot_parse_and_answers_the_next(fak
 async def test_one_flooded_chat_does_not_hold_up_the_others(fake, tmp_path):
     fake.hold[ALICE] = asyncio.Event()
     async with service(env_for(tmp_path, fake)) as (_url, _store, _app):
-        for i in range(60):                                      # more than the concurrent slots
-            fake.push(text_update(ALICE, f"/help"))
+        for _ in range(60):                                      # more than the concurrent slots
+            fake.push(text_update(ALICE, "/help"))
         fake.push(text_update(BOB, "/start"))
         await fake.wait_for(lambda: "您好，我是护企" in texts(fake.sent(BOB)), timeout=10)
         assert len(fake.sent(ALICE)) <= 1                        # Alice's replies are still stuck
