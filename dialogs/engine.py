@@ -3,7 +3,7 @@
 Events (dicts, from the adapter):
   {"type": "text", "text"}            what the user typed
   {"type": "button", "value"}         an option pressed (refused unless it was offered)
-  {"type": "file", "name", "size", "ref", "mime", "sha256"}
+  {"type": "file", "name", "size", "ref", "mime", "sha256", "received_at"}
   {"type": "command", "name"}         /help, /back, /cases, /quit ...
   {"type": "saved", "case_id"|None}   answers {"effect": "save_case"}
   {"type": "cases"|"case"|"transitioned"|"updated"|"snoozed", ...}   answer the tracking effects
@@ -532,11 +532,11 @@ class Engine:
         if not isinstance(size, (int, float)) or size > limit * 1024 * 1024:
             out.append(self._msg("file_too_large", name=name, limit=limit))
         elif self.tracker.wants_file(state):
-            self.tracker.file(state, {k: event.get(k) for k in ("size", "ref", "mime", "sha256")} | {"name": name}, out)
+            self.tracker.file(state, {k: event.get(k) for k in ("size", "ref", "mime", "sha256", "received_at")} | {"name": name}, out)
             return
         else:
             state["case"]["attachments"].append(
-                {k: event.get(k) for k in ("name", "size", "ref", "mime", "sha256")} | {"name": name})
+                {k: event.get(k) for k in ("name", "size", "ref", "mime", "sha256", "received_at")} | {"name": name})
             out.append(self._msg("file_received", name=name))
         out.extend(self._prompt(state))
 

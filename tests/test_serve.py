@@ -440,6 +440,7 @@ async def test_a_newcomer_reports_through_the_webhook_and_staff_download_the_evi
         assert case["id"] in texts(replies)
         (attachment,) = case["attachments"]
         assert attachment["sha256"] == hashlib.sha256(screenshot).hexdigest()
+        assert attachment["ref"] == "FILE-微博截图.png" and attachment["received_at"] and attachment["size"] == len(screenshot)
         # the desk hears of the new case, without the reporter's words
         said = texts(await fake.wait_for(lambda: fake.sent(-100500), timeout=10))
         assert case["id"] in said and "资金链" not in said
@@ -454,3 +455,13 @@ async def test_a_newcomer_reports_through_the_webhook_and_staff_download_the_evi
             assert stored and z.read(stored[0]) == screenshot
             manifest = next(z.read(n).decode("utf-8-sig") for n in names if n.endswith("manifest.csv"))
             assert hashlib.sha256(screenshot).hexdigest() in manifest
+
+
+async def test_a_damaged_states_file_from_the_old_adapter_is_set_aside_and_the_service_starts(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "telegram_states.json").write_bytes('{"v": 1, "users": {"1001": {"state": {"step": "描'.encode()[:-1])
+    proc = await start_serve(cli_env(tmp_path))
+    code, err = await stop(proc)
+    assert code == 0 and "Traceback" not in err
+    assert (data / "telegram_states.json.damaged").exists() and not (data / "telegram_states.json").exists()
