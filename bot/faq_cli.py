@@ -90,7 +90,8 @@ def cmd_faq(args) -> int:
         return 0
     text = " ".join(args.text).strip()
     if not text:
-        print('用法 / usage: huqi faq "问题"  或  huqi faq --jsonl < questions.jsonl', file=sys.stderr)
+        from bot import texts
+        print(texts.text("faq_usage"), file=sys.stderr)
         return 2
     print(json.dumps(answer(index, text), ensure_ascii=False, indent=2))
     return 0
