@@ -116,7 +116,8 @@ class FaqIndex:
         self._keyword_re = (re.compile("|".join(map(re.escape, sorted(self.keywords, key=len, reverse=True))))
                             if self.keywords else None)
         self._pinyin: dict[str, tuple[set[str], set[str]]] | None = None   # built on first need
-        # a keyword counts only in a question about our domain: "去北京的机票" is not about 北京's channels
+        # a keyword counts only in a question, or in a message with a word of our domain: an enterprise
+        # name ("广东某某网络科技有限公司") is not a question about 广东's channels
         domain = sorted({self.core(str(w), strip=False) for w in cfg.get("domain_words") or []} - {""},
                         key=len, reverse=True)
         self._domain = re.compile("|".join(map(re.escape, domain))) if domain else None
@@ -141,7 +142,7 @@ class FaqIndex:
             return {}
         out: dict[str, float] = {}
         text = self.core(raw, strip=False) + "|" + q
-        if self._domain is not None and not self._domain.search(text):
+        if self._domain is not None and not self._domain.search(text) and not looks_like_question(raw, self.kb):
             return {}
         for m in self._keyword_re.finditer(text):
             owners = self.keywords[m.group(0)]

@@ -225,3 +225,11 @@ def test_counterfeit_goods_invent_no_contact(kb):
     answer = kb.faq["counterfeit_goods"]["answer"]
     assert not re.search(r"https?://|\d{5,}", answer)
     assert "知识产权" in answer and "市场监督管理" in answer
+
+
+@pytest.mark.parametrize("name", ["广东某某网络科技有限公司", "深圳市腾达网络科技有限公司", "北京字节网络技术有限公司",
+                                  "厦门市某某视频科技有限公司", "我们是广州的一家做网络营销的"])
+def test_an_enterprise_name_is_no_confident_faq_question(faq, name):
+    """The dialog asks the FAQ first at the enterprise step: a place in the name must not win it."""
+    hits = faq.search(name)
+    assert not hits or hits[0][1] < CONFIDENT, (name, hits[0][0]["id"], hits[0][1])
