@@ -31,6 +31,7 @@ with an entry (e.g. "我想注册一家新公司") can score between the two.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter, defaultdict
 
@@ -261,7 +262,10 @@ class FaqIndex:
 
 def _syllables(text: str) -> list[str]:
     """Toneless pinyin of the Chinese characters of `text` (other characters dropped)."""
-    from pypinyin import Style, lazy_pinyin    # imported on first need: its dictionary is large
+    # imported on first need, without the phrase dictionary (a third of a second to load): one reading
+    # per character is enough when both sides are read the same way
+    os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
+    from pypinyin import Style, lazy_pinyin
     return [p for p, ch in zip(lazy_pinyin(text, style=Style.NORMAL, errors=lambda s: ["" for _ in s]), text)
             if p and "\u4e00" <= ch <= "\u9fff"]
 
