@@ -973,3 +973,13 @@ async def test_many_due_reminders_are_copied_in_slices(store, monkeypatch):
     assert ran == ["other", "sweep done"]
     assert len(due) == 1003
     assert [r["due"] for r in due] == sorted(r["due"] for r in due)
+
+
+async def test_huge_ages_mean_since_ever(store, clock):
+    a = await store.create(sample_case())
+    await store.update(a["id"], {"status": "closed"})
+    huge = timedelta(days=999999999)
+    assert await store.list(older_than=huge) == []
+    assert [c["id"] for c in await store.list(newer_than=huge)] == [a["id"]]
+    assert await store.purge(huge) == []
+    assert await store.purge(-huge) == [a["id"]]  # closed before the end of time
