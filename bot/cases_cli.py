@@ -408,7 +408,7 @@ async def _list(backend, args) -> int:
               "企业 enterprise"]
     rows = []
     for c in cases:
-        due = (c.get("due_at") or "")[:10]
+        due = _time(c.get("due_at"))[:10]
         rows.append([
             str(c.get("id", "")),
             f"{c.get('status')} {c.get('status_label')}",

@@ -498,6 +498,7 @@ def attachment_view(a: dict, index: int) -> dict:
 def outbox_view(m: dict) -> dict:
     out = {k: m.get(k) for k in ("id", "kind", "status", "attempts", "created_at", "next_at", "sent_at",
                                  "last_error")}
+    out["last_error"] = _one_line(m["last_error"]) if m.get("last_error") else None
     out["to"] = "owner" if m.get("owner") else "operators"
     if m.get("text"):
         out["text"] = redact(m["text"])
