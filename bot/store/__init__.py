@@ -123,6 +123,16 @@ def to_iso(value: TimeLike) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
+def time_before(now: datetime, delta: timedelta) -> datetime:
+    """``now - delta``, clamped to the representable range (a huge age such
+    as ``--older-than 99999999`` days means "since ever", not an error)."""
+    try:
+        return now - delta
+    except OverflowError:
+        edge = datetime.min if delta > timedelta(0) else datetime.max
+        return edge.replace(tzinfo=timezone.utc)
+
+
 def owner_key(owner: Any) -> str:
     """``"telegram:12345"`` for an owner dict; ValueError if malformed."""
     if not isinstance(owner, dict):
@@ -195,7 +205,7 @@ def prepare_filters(status: Any, filters: dict, now: datetime) -> dict:
             if value is None:
                 continue
             if isinstance(value, timedelta):
-                value = now - value
+                value = time_before(now, value)
             out[key] = to_iso(value)
         elif key in ("id", "history", "reminders", "owner"):
             raise ValueError(f"cannot filter on {key!r}")
