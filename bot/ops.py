@@ -405,7 +405,16 @@ async def select(store, filters: dict, now: datetime, days: int) -> list[dict]:
         if key in filters:  # every spelling of these ids, so the store's index narrows the scan
             kw[key] = sorted({name for pid in filters[key] for name in _ctx().spellings[key][pid]})
     cases = await store.list(**kw)
-    return [c for c in cases if _matches(c, filters, now, days)]
+    return await _off_loop(len(cases), lambda: [c for c in cases if _matches(c, filters, now, days)])
+
+
+OFF_LOOP_FROM = 2000  # cases; above this, pure work on the store's private copies runs in a thread
+
+
+async def _off_loop(n: int, fn):
+    """Run ``fn`` (pure work on private copies) in a thread when it is big, so the event loop keeps
+    answering other users meanwhile."""
+    return await asyncio.to_thread(fn) if n >= OFF_LOOP_FROM else fn()
 
 
 # --------------------------------------------------------------------------
@@ -804,7 +813,7 @@ def compute_stats(cases: list[dict], now: datetime, days: int) -> dict:
 
 async def stats(store, filters: Mapping[str, Any] | None = None, *, now: datetime, days: int) -> dict:
     cases = await select(store, parse_filters(filters, now), now, days)
-    return compute_stats(cases, now, days)
+    return await _off_loop(len(cases), lambda: compute_stats(cases, now, days))
 
 
 # --------------------------------------------------------------------------
@@ -873,7 +882,7 @@ def to_csv(rows: list[dict]) -> str:
 async def export_csv(store, filters: Mapping[str, Any] | None = None, *, now: datetime, days: int) -> tuple[str, int]:
     """(CSV text starting with the BOM, number of cases)."""
     cases = await select(store, parse_filters(filters, now), now, days)
-    return to_csv(export_rows(cases, now, days)), len(cases)
+    return await _off_loop(len(cases), lambda: to_csv(export_rows(cases, now, days))), len(cases)
 
 
 # --------------------------------------------------------------------------

@@ -119,3 +119,19 @@ async def test_purge_with_the_largest_day_count():
     assert (await ops.purge(store, 365, now=NOW, dry_run=True))["removed"] == []
     assert (await ops.purge(store, 365, now=NOW))["removed"] == [c["id"]]
     await store.close()
+
+
+async def test_big_selections_give_the_same_answers_off_the_loop(monkeypatch):
+    store = open_store(None, backend="memory", clock=lambda: NOW)
+    for i in range(12):
+        await store.create({"owner": OWNER, "status": "submitted" if i % 2 else "draft", "type": "rumor",
+                            "platform": "weibo" if i % 3 else "douyin", "created_at": ago(30 - i),
+                            "history": [{"when": ago(20), "to": "submitted", "channel": "platform"}] if i % 2 else []})
+    filters = {"platform": "微博", "overdue": "true"}
+    inline = (await ops.list_cases(store, filters, now=NOW, days=7), await ops.stats(store, {}, now=NOW, days=7),
+              await ops.export_csv(store, {}, now=NOW, days=7))
+    monkeypatch.setattr(ops, "OFF_LOOP_FROM", 0)
+    threaded = (await ops.list_cases(store, filters, now=NOW, days=7), await ops.stats(store, {}, now=NOW, days=7),
+                await ops.export_csv(store, {}, now=NOW, days=7))
+    assert threaded == inline and inline[0]["total"] == 4 and inline[1]["total"] == 12
+    await store.close()
