@@ -575,37 +575,63 @@ async def case_detail(store, case_id: str, *, now: datetime, days: int) -> dict:
     return view
 
 
-async def list_cases(store, filters: Mapping[str, Any] | None = None, *, now: datetime, days: int,
-                     cursor: Optional[str] = None, limit: Optional[int] = DEFAULT_PAGE) -> dict:
-    """A page of case summaries, oldest first: ``{"cases", "next_cursor", "total"}``.
+#: Orders of the queue: a field, ``-`` in front for newest/latest first. Cases without a
+#: follow-up date come after those with one.
+SORTS = ("created", "-created", "updated", "-updated", "due", "-due")
 
-    ``limit=None`` gives every match (the CLI); ``cursor`` is the previous page's ``next_cursor``."""
+
+def _sort_value(case: dict, field_: str, days: int) -> str:
+    if field_ == "due":
+        return due_at(case, days) or ""
+    return case.get(f"{field_}_at") or ""
+
+
+async def list_cases(store, filters: Mapping[str, Any] | None = None, *, now: datetime, days: int,
+                     cursor: Optional[str] = None, limit: Optional[int] = DEFAULT_PAGE,
+                     sort: str = "created") -> dict:
+    """A page of case summaries in ``sort`` order (default oldest first):
+    ``{"cases", "next_cursor", "total"}``.
+
+    ``limit=None`` gives every match (the CLI); ``cursor`` is the previous page's
+    ``next_cursor`` (for the same filters and sort)."""
     parsed = parse_filters(filters, now)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise _fail("bad_filter", key="bad_limit", value=_one_line(limit)[:20], max=MAX_PAGE)
-    after = _decode_cursor(cursor) if cursor else None
+    sort = (sort or "created").strip()
+    if sort not in SORTS:
+        raise _fail("bad_filter", key="bad_sort", value=_one_line(sort)[:40], choices=_sep().join(SORTS))
+    desc, field_ = sort.startswith("-"), sort.lstrip("-")
+    after = _decode_cursor(cursor, sort) if cursor else None
     cases = await select(store, parsed, now, days)
     total = len(cases)
+
+    def key(c: dict) -> tuple:
+        value = _sort_value(c, field_, days)
+        # (has no value, value, id): empty values last whichever the direction
+        return (value == "") != desc, value, c.get("id") or ""
+
+    cases.sort(key=key, reverse=desc)
     if after is not None:
-        cases = [c for c in cases if (c.get("created_at") or "", c.get("id") or "") > after]
+        cases = [c for c in cases if (key(c) < after if desc else key(c) > after)]
     page = cases if limit is None else cases[:limit]
     more = limit is not None and len(cases) > limit
     return {"cases": [case_summary(c, now, days) for c in page], "total": total,
-            "next_cursor": _encode_cursor(page[-1]) if more and page else None}
+            "next_cursor": _encode_cursor(sort, key(page[-1])) if more and page else None}
 
 
-def _encode_cursor(case: dict) -> str:
-    raw = json.dumps([case.get("created_at") or "", case.get("id") or ""], separators=(",", ":"))
+def _encode_cursor(sort: str, key: tuple) -> str:
+    raw = json.dumps([sort, *key], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: Any) -> tuple:
+def _decode_cursor(cursor: Any, sort: str) -> tuple:
     try:
         s = str(cursor)
         data = json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)).decode())
-        if isinstance(data, list) and len(data) == 2 and all(isinstance(x, str) for x in data):
-            return tuple(data)
+        if isinstance(data, list) and len(data) == 4 and data[0] == sort and isinstance(data[1], bool) \
+                and all(isinstance(x, str) for x in data[2:]):
+            return tuple(data[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         pass
     raise _fail("bad_cursor", key="bad_cursor")

@@ -367,6 +367,14 @@ def test_list_filters_take_what_staff_type(data_dir, capsys, args, expected):
     assert sorted(listed(out)) == sorted(expected)
 
 
+def test_list_sorted_newest_first(data_dir, capsys):
+    code, out, _ = run(capsys, "list", "--sort=-created")
+    assert code == 0 and listed(out) == ["HQ-2611-EEEE", "HQ-2610-BBBB", "HQ-2610-DDDD", "HQ-2609-AAAA",
+                                         "HQ-2601-CCCC"]
+    code, out, err = run(capsys, "list", "--sort", "size")
+    assert code == 2 and "size" in err
+
+
 @pytest.mark.parametrize("args,value", [
     (["--platform", "火星网"], "火星网"), (["--province", "亚特兰蒂斯"], "亚特兰蒂斯"),
     (["--type", "gossip"], "gossip"), (["--messenger", "fax"], "fax"),
