@@ -367,6 +367,8 @@ async def _with_backend(fn: Callable, args: argparse.Namespace, local_only: bool
         except SettingsError as se:
             raise _Unavailable(f"设置有误 / bad setting: {se}") from None
         token = settings.cli_token()
+        if not token and fn is not _set_status and settings.api_tokens:
+            token = settings.api_tokens[0].token  # a viewer's token is enough to read
         if not token:
             raise _Unavailable(f"案件库正被另一个 huqi 进程使用({pid})。要通过它的接口操作,{_token_hint()}。\n"
                                f"The case store {directory} is in use by another huqi process ({pid}).") from None

@@ -557,6 +557,14 @@ def test_list_export_and_package_while_the_service_runs(data_dir, capsys, servic
     assert code == 0 and (tmp_path / "p.zip").stat().st_size > 0
 
 
+def test_a_viewer_token_reads_but_cannot_change(data_dir, capsys, service, monkeypatch):
+    monkeypatch.setenv("HUQI_API_TOKENS", f"desk:{TOKEN}:viewer")
+    code, out, _ = run(capsys, "show", "HQ-2610-BBBB")
+    assert code == 0 and "HQ-2610-BBBB" in out
+    code, out, err = run(capsys, "set-status", "HQ-2610-BBBB", "accepted")
+    assert code == 3 and "HUQI_API_TOKEN" in err
+
+
 def test_purge_while_the_service_runs_says_what_to_do(data_dir, capsys, service):
     code, out, err = run(capsys, "purge", "--yes")
     assert code == 3 and "huqi serve" in err
