@@ -873,11 +873,13 @@ async def test_outbox_survives_reopen_and_claims_are_released(store, opener, dur
     assert await store.outbox_counts() == {"pending": 2, "claimed": 1, "sent": 1, "blocked": 0, "parked": 0}
 
 
-async def test_purge_removes_the_cases_outbox(store, clock):
+async def test_purge_removes_the_cases_outbox(store, opener, backend, clock, tmp_path):
     a = await store.create(sample_case())
     b = await store.create(sample_case())
-    ma = await store.outbox_add(note(a["id"], text="案件已办结"), now=T0)
+    ma = await store.outbox_add(note(a["id"], text="您的案件已办结：杭州甲乙丙公司"), now=T0)
     mb = await store.outbox_add(note(b["id"]), now=T0)
+    await store.outbox_claim(T0)
+    await store.outbox_sent(ma["id"], T0)
     await store.update(a["id"], {"status": "closed"})
     clock.advance(days=2)
     assert await store.purge(timedelta(days=1)) == [a["id"]]
@@ -885,6 +887,14 @@ async def test_purge_removes_the_cases_outbox(store, clock):
     assert await store.outbox_list(case_id=a["id"]) == []
     assert [m["id"] for m in await store.outbox_list()] == [mb["id"]]
     assert sum((await store.outbox_counts()).values()) == 1
+    if backend == "memory":
+        return
+    if backend == "tinydb":  # gone from the files too
+        for f in (tmp_path / "data").iterdir():
+            assert "杭州甲乙丙公司".encode() not in f.read_bytes(), f.name
+    store = await reopen(store, opener)
+    assert await store.outbox_get(ma["id"]) is None
+    assert (await store.outbox_counts())["claimed"] == (0 if backend in SINGLE_PROCESS else 1)
 
 
 # -- locks and health --------------------------------------------------------------

@@ -619,3 +619,20 @@ async def test_files_of_the_previous_version_open(tmp_path):
     assert len(await store.list()) == 2
     assert await store.get_state("telegram:42") == {"step": "start"}
     await store.close()
+
+
+async def test_duplicated_or_skipped_log_entries_are_refused(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    for i in range(3):
+        await store.create({"owner": OWNER, "k": i})
+    await store.close()
+    header, e1, e2, e3 = (d / LOG).read_bytes().splitlines(keepends=True)
+    for damaged in (header + e1 + e2 + e1 + e3, header + e1 + e3):
+        (d / LOG).write_bytes(damaged)
+        with pytest.raises(StoreCorrupt):
+            LoggedTinyDBStore(str(d))
+    (d / LOG).write_bytes(header + e1 + e2 + e3)
+    store = LoggedTinyDBStore(str(d))
+    assert len(await store.list()) == 3
+    await store.close()

@@ -592,7 +592,9 @@ class LoggedTinyDBStore(LocalStore):
                     break
                 raise StoreCorrupt(f"{path}: damaged entry at byte {pos}") from None
             if "begin" in rec:
-                if pos or seq > self._seq:  # entries up to `seq` should be loaded by now
+                if pos:
+                    raise StoreCorrupt(f"{path}: misplaced log header at byte {pos}")
+                if seq > self._seq:  # entries up to `seq` should be loaded by now
                     raise self._gap(path, seq, pos)
             elif seq > self._seq:
                 if seq != self._seq + 1:
@@ -600,6 +602,8 @@ class LoggedTinyDBStore(LocalStore):
                 self._apply_entry(rec, path, pos)
                 self._seq = seq
                 applied += 1
+            elif seq > self._snap_seq:
+                raise StoreCorrupt(f"{path}: entry seq {seq} out of order at byte {pos}")
             pos = nl + 1
         if cut is not None:
             if not tail:
