@@ -404,7 +404,12 @@ async def select(store, filters: dict, now: datetime, days: int) -> list[dict]:
     for key in ("platform", "province"):
         if key in filters:  # every spelling of these ids, so the store's index narrows the scan
             kw[key] = sorted({name for pid in filters[key] for name in _ctx().spellings[key][pid]})
+    for key in ("older_than", "newer_than"):
+        if key in filters:
+            kw[key] = filters[key]
     cases = await store.list(**kw)
+    if set(filters) <= set(kw):  # the store applied every filter already
+        return cases
     return await _off_loop(len(cases), lambda: [c for c in cases if _matches(c, filters, now, days)])
 
 
