@@ -706,18 +706,20 @@ async def transition(store, case_id: str, to: Any, *, who: str, now: datetime, n
     note = _text_field(body, "note", MAX_NOTE)
     fields = {k: _text_field(body, k, MAX_FIELD) for k in ("channel", "reference", "outcome", "reason")}
     case = await get_case(store, case_id)
-    try:
-        updated = await record(store, case["id"], to, who=who, now=now, note=note, channel=fields["channel"],
-                               ref=fields["reference"], outcome=fields["outcome"], reason=fields["reason"])
-    except TransitionRefused as e:
-        raise OpsError("transition_refused", str(e), 409, status_now=case.get("status"),
-                       allowed=_allowed(case.get("status"))) from None
-    except CaseNotFound:
-        raise _fail("not_found", 404, case_id=case["id"]) from None
-    event = updated["history"][-1]
     days = days or _default_days()
-    rem = await reminders.after_transition(store, updated, now, days)
-    msg = await _notify_owner(store, updated, "status", _notify_text(updated, event), now)
+    async with store.chat_lock(f"case:{case['id']}"):  # two staff at once: one after the other
+        case = await get_case(store, case["id"])
+        try:
+            updated = await record(store, case["id"], to, who=who, now=now, note=note, channel=fields["channel"],
+                                   ref=fields["reference"], outcome=fields["outcome"], reason=fields["reason"])
+        except TransitionRefused as e:
+            raise OpsError("transition_refused", str(e), 409, status_now=case.get("status"),
+                           allowed=_allowed(case.get("status"))) from None
+        except CaseNotFound:
+            raise _fail("not_found", 404, case_id=case["id"]) from None
+        event = updated["history"][-1]
+        rem = await reminders.after_transition(store, updated, now, days)
+        msg = await _notify_owner(store, updated, "status", _notify_text(updated, event), now)
     final = await get_case(store, updated["id"])
     return {"case": case_summary(final, now, days), "event": _event_view(event),
             "next_action": next_action(final, _ctx().lc),
