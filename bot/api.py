@@ -162,7 +162,7 @@ def _filters(request: web.Request) -> dict:
 
 
 def _days(request: web.Request) -> int:
-    return request.app[SETTINGS].reminder_days or ops._default_days()
+    return request.app[SETTINGS].reminder_days or ops.default_days()
 
 
 def _now(request: web.Request):

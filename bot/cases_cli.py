@@ -245,8 +245,8 @@ class _Local:
         self.store, self.settings = store, settings
 
     def _days(self) -> int:
-        from bot.ops import _default_days
-        return self.settings.reminder_days or _default_days()
+        from bot.ops import default_days
+        return self.settings.reminder_days or default_days()
 
     async def list(self, filters: dict, sort: str = "created") -> list:
         from bot import ops

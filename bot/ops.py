@@ -706,7 +706,7 @@ async def transition(store, case_id: str, to: Any, *, who: str, now: datetime, n
     note = _text_field(body, "note", MAX_NOTE)
     fields = {k: _text_field(body, k, MAX_FIELD) for k in ("channel", "reference", "outcome", "reason")}
     case = await get_case(store, case_id)
-    days = days or _default_days()
+    days = days or default_days()
     async with store.chat_lock(f"case:{case['id']}"):  # two staff at once: one after the other
         case = await get_case(store, case["id"])
         try:
@@ -743,7 +743,7 @@ async def message_owner(store, case_id: str, text: Any, *, who: str, now: dateti
     return {"case_id": updated["id"], "event": _event_view(updated["history"][-1]), "notification": outbox_view(msg)}
 
 
-def _default_days() -> int:
+def default_days() -> int:
     from bot.config import reminder_days
     return reminder_days()
 
