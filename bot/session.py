@@ -6,7 +6,7 @@ user as owner, so nobody reaches another user's case.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
 from bot import reminders

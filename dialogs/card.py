@@ -249,7 +249,6 @@ class CardBuilder:
 
     # ── FAQ, topics, case studies, laws ─────────────────────────────
     def faq_answer(self, faq_id: str) -> list[dict]:
-        from knowledge.faq import FaqIndex
         entry = self.kb.faq[faq_id]
         out = [self._msg("faq_answer", question=entry["question"].strip(), answer=entry["answer"].strip(),
                          cite=cite(self.kb, entry["source"]))]

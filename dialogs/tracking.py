@@ -235,7 +235,7 @@ class Tracker:
 
     def contact_text(self, state: dict, case_id: str, text: str, out: list[dict]) -> None:
         """"张律师 13800138000" for a saved case: kept on the case (shown masked)."""
-        from .engine import _PHONE, split_contact
+        from .contact import PHONE as _PHONE, split_contact
         if not _PHONE.search(text):
             out.append({"text": self.e.flow.text("contact_bad")})
             out.extend(self.prompt(state))
@@ -269,7 +269,7 @@ class Tracker:
                 if event.get("links"):
                     out.append({"text": self._text("links_saved", case_id=case["id"])})
                 if event.get("contact"):
-                    from .engine import mask_contact
+                    from .contact import mask_contact
                     out.append({"text": self.e.flow.text("contact_saved", contact=mask_contact(
                         case.get("reporter_name"), case.get("contact")))})
                 if self.wants_file(state):
@@ -335,6 +335,7 @@ class Tracker:
     def _list(self, state: dict, cases: list[dict], out: list[dict]) -> None:
         if not cases:
             out.append({"text": self._text("no_cases")})
+            out.extend(self.e._prompt(state))          # and back to the question that was open
             return
         state["pending"]["case_ids"] = [c["id"] for c in cases]
         lines = [self._text("list_header")]
@@ -356,7 +357,7 @@ class Tracker:
                 for h in shown]
 
     def _card(self, state: dict, case: dict, out: list[dict]) -> None:
-        from .engine import mask_contact
+        from .contact import mask_contact
         p = state["pending"]
         p["open_case"] = case["id"]
         p.setdefault("case_ids", [])
