@@ -8,7 +8,7 @@ from knowledge.evidence import checklist, type_note
 from knowledge.measures import expected_measures
 from knowledge.provinces import province_name
 from knowledge.routing import channel_plan, out_of_scope_advice
-from knowledge.text import to_traditional
+from knowledge.text import to_simplified, to_traditional
 
 from .flow import Flow
 
@@ -158,7 +158,7 @@ class CardBuilder:
         buttons = [[dict(b)] for b in self.flow.buttons["draft"]]
         record = stored if stored is not None else self._draft_record(case)
         return [{"text": self.flow.text("draft_view")},
-                {"text": draft_report(self.kb, record), "script": "hans", "buttons": buttons}]
+                {"text": to_simplified(draft_report(self.kb, record)), "script": "hans", "buttons": buttons}]
 
     def _draft_record(self, case: dict) -> dict:
         record = self.case_record(case)
@@ -221,7 +221,8 @@ class CardBuilder:
     def draft_file(self, case: dict, traditional: bool = False, stored: dict | None = None) -> dict:
         """The draft as a file named after the case (or its type before saving)."""
         record = stored if stored is not None else self._draft_record(case)
-        name, content = draft_filename(record), draft_report(self.kb, record)
+        # Simplified throughout, the user's own words too: the platforms and offices are on the mainland
+        name, content = draft_filename(record), to_simplified(draft_report(self.kb, record))
         if traditional:
             return {"text": self.flow.text("draft_hant_caption"),
                     "file": {"name": name.replace(".txt", "-hant.txt"), "content": to_traditional(content)}}

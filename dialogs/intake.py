@@ -8,7 +8,7 @@ import re
 
 from knowledge import taxonomy
 from knowledge.provinces import match_province
-from knowledge.text import normalise
+from knowledge.text import normalise, to_simplified
 
 from . import options
 from .contact import PHONE, mask_contact, split_contact
@@ -33,7 +33,8 @@ class IntakeSteps:
             if link not in case["links"]:
                 case["links"].append(link)
         if not case["enterprise"]:
-            case["enterprise"] = _enterprise_in(self.company, text, self.flow.not_enterprise)
+            # read in Simplified: the name goes into a draft for a mainland platform
+            case["enterprise"] = _enterprise_in(self.company, to_simplified(text), self.flow.not_enterprise)
         state["pending"]["province_guess"] = self._province_guess(case)
         if result.links:
             out.append(self._msg("link_kept", links="\n".join(result.links)))
