@@ -233,8 +233,10 @@ class CardBuilder:
         """What to gather, each item with its hint, and the links and files already kept: one file."""
         record = self._draft_record(case)
         lines = [self.flow.text("evidence_pack_title", name=case.get("enterprise") or record["id"]), ""]
+        marked = {e.get("id") for e in case.get("evidence") or [] if isinstance(e, dict) and e.get("provided")}
         for n, item in enumerate(self.evidence(case), 1):
-            if self._provided_by_intake(case, item["id"]) and item["id"] not in ("statement", "truth_pledge"):
+            if item["id"] in marked or (self._provided_by_intake(case, item["id"])
+                                        and item["id"] not in ("statement", "truth_pledge")):
                 lines.append(self.flow.text("evidence_pack_provided", n=n, title=item["title"]))
             else:
                 lines.append(self.flow.text("evidence_pack_item", n=n, title=item["title"], cite=item["cite"],

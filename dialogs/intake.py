@@ -304,11 +304,13 @@ class IntakeSteps:
 
     def _draft(self, state: dict, arg: str, out: list[dict]) -> None:
         case = state["case"]
-        if case.get("case_id"):
+        saved = state["pending"].get("open_case") if state["step"] == "done" else None
+        saved = saved or case.get("case_id")
+        if saved:
             # saved: the draft is written from the stored case (contact and materials added since)
-            state["pending"]["open_case"] = case["case_id"]
+            state["pending"]["open_case"] = saved
             state["pending"]["then"] = f"draft_{arg}"
-            out.append({"effect": "get_case", "case_id": case["case_id"]})
+            out.append({"effect": "get_case", "case_id": saved})
             return
         if arg == "view":
             view = self.card.draft_view(case)

@@ -84,7 +84,7 @@ class Tracker:
         p = state["pending"]
         case_id = p["open_case"]
         if action in ("draft", "pack", "escalate_offer"):
-            p["then"] = action
+            p["then"] = "draft_view" if action == "draft" else action
             p["after"] = arg or None
             out.append({"effect": "get_case", "case_id": case_id})
         elif action == "accepted":
@@ -453,7 +453,7 @@ class Tracker:
 def _intake_view(case: dict) -> dict:
     """A stored case as the card builder reads an intake."""
     view = {k: case.get(k) for k in ("type", "subtype", "subtypes", "flags", "platform", "province", "links",
-                                     "enterprise", "reporter_role", "contact", "attachments")}
+                                     "enterprise", "reporter_role", "contact", "attachments", "evidence")}
     view["case_id"] = case.get("id")
     return view
 

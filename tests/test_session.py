@@ -136,6 +136,15 @@ async def test_a_case_followed_to_the_end_parallel_channels_contact_and_a_confir
     case = await store.get(case_id)
     assert case["contact"] == "13800138000"
     assert next(e for e in case["evidence"] if e["id"] == "reporter_contact")["provided"]
+    # the evidence package and the draft come from the stored case
+    replies = await alice.turn({"type": "text", "text": "证据包"})
+    (pack,) = [r["file"] for r in replies if "file" in r]
+    assert case_id in pack["name"] and "https://m.weibo.cn/status/4987654321" in pack["content"]
+    replies = await alice.turn({"type": "text", "text": "查看草稿"})
+    assert "13800138000" in said(replies) and "【联系人及电话】" not in said(replies)
+    replies = await alice.turn({"type": "text", "text": "下载草稿文件"})
+    (draft,) = [r["file"] for r in replies if "file" in r]
+    assert draft["name"] == f"huqi-report-{case_id}.txt" and "13800138000" in draft["content"]
     # the platform acted; closing as resolved is offered, and confirmed before it happens
     await alice.turn({"type": "text", "text": "平台已处理"})
     replies = await alice.turn({"type": "text", "text": "已删除"})
