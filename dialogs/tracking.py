@@ -77,8 +77,9 @@ class Tracker:
             elif action == "none":
                 p["then"] = "escalate"
                 out.append({"effect": "get_case", "case_id": case_id})
-            else:
-                self._ask(state, {"to": "action_taken", "ask": "outcome", "channel": None}, out)
+            else:      # the channel acted: which channel is read from the case
+                p["then"] = "acted"
+                out.append({"effect": "get_case", "case_id": case_id})
 
     def _act(self, state: dict, action: str, arg: str, out: list[dict]) -> None:
         p = state["pending"]
@@ -304,6 +305,13 @@ class Tracker:
                 out.append(self.e.card.evidence_pack(_intake_view(case)))
             elif then == "draft_view":
                 out.extend(self.e.card.draft_view(record, stored=record))
+                return
+            elif then == "acted":
+                tr = tracks(case)
+                waiting = [ch for ch, t in tr.items() if t.get("status") in WAITING]
+                self._card(state, case, [])
+                self._ask(state, {"to": "action_taken", "ask": "outcome",
+                                  "channel": waiting[-1] if waiting else None}, out)
                 return
             elif then == "pack":
                 out.append(self.e.card.evidence_pack(_intake_view(case)))

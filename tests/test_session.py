@@ -158,3 +158,24 @@ async def test_a_case_followed_to_the_end_parallel_channels_contact_and_a_confir
     replies = await alice.turn({"type": "text", "text": "👍"})
     case = await store.get(case_id)
     assert case["status"] == "closed" and case["history"][-1]["reason"] == "resolved"
+
+
+async def test_answering_a_reminder_with_acted_asks_about_that_channel(engine):
+    from dialogs.typeset import typeset
+    store = open_store(None, backend="memory")
+    later = datetime.now(timezone.utc) + timedelta(days=8)
+    alice = Session(engine, store, {"messenger": "telegram", "user_id": "1001"})
+    case_id = await saved_case(alice)
+    await alice.turn({"type": "command", "name": "cases"})
+    await alice.turn({"type": "button", "value": f"case:{case_id}"})
+    for line in ("我已提交到一个渠道", "平台", "WB-3"):
+        await alice.turn({"type": "text", "text": line})
+    back = Session(engine, store, alice.owner, clock=lambda: later)
+    back.start()
+    assert await back.due_reminders()
+    replies = await back.turn({"type": "button", "value": f"rem:done:{case_id}"})
+    assert typeset(engine.flow.tracking["ask_outcome"].format(channel="平台")) in said(replies)
+    await back.turn({"type": "text", "text": "已删除"})
+    case = await store.get(case_id)
+    assert case["channels"]["platform"]["status"] == "action_taken" and case["status"] == "action_taken"
+    assert await back.due_reminders() == []            # answered: no more reminders
