@@ -392,7 +392,7 @@ class Tracker:
         missing = missing_evidence(case)
         p["missing"] = [e["id"] for e in missing if e.get("id")]
         p["by_draft"] = [[e["id"], e.get("title", ""), False] for e in missing if e.get("by_draft")]
-        if missing:
+        if missing and case.get("status") not in ("draft", "new"):     # a draft's next step names them already
             lines.append(self._text("case_missing", missing=self.e.card.join((m.get("title", "") for m in missing), 6)))
         history = self._events(case, self.e.flow.limits["history_shown"])
         if history:

@@ -8,6 +8,7 @@ from knowledge.text import is_traditional, to_traditional
 # ASCII punctuation written next to Chinese (much of the knowledge base is typed that way)
 _HAN = r"\u3400-\u9fff\uff00-\uffef\u3000-\u303f"
 _PUNCT = re.compile(rf"(?<=[{_HAN}])[,:;?!()]|[,:;?!()](?=[{_HAN}])|(?<=[{_HAN}])\((?=[^)]*\))")
+_CLOSE = re.compile(r"\uff08[^\uff08\uff09()]*\)")
 _FULL = {",": "，", ":": "：", ";": "；", "?": "？", "!": "！", "(": "（", ")": "）"}
 
 
@@ -18,7 +19,7 @@ def typeset(text: str) -> str:
         if done == text:
             break
         text = done
-    return text
+    return _CLOSE.sub(lambda m: m.group(0)[:-1] + _FULL[")"], text)   # "（12377)" -> "（12377）"
 
 
 def note_language(state: dict, text: str, simplified_only: str) -> None:
