@@ -34,7 +34,6 @@ __all__ = ["Engine", "new_state", "typeset", "STATE_VERSION"]
 
 STATE_VERSION = 1
 MAX_HISTORY = 30
-GLOBAL_KINDS = ("faq", "topic", "show")
 
 
 def new_state() -> dict:
@@ -164,7 +163,7 @@ class Engine(IntakeSteps):
         kind, arg = options.parse_value(value)
         if kind in ("cases", "case", "act", "rem", "hist"):
             self.tracker.value(state, value, out)
-        elif kind in GLOBAL_KINDS and arg not in ("plan", "materials") or value == "go:faq_topics":
+        elif kind in ("faq", "topic") or value in ("show:cases", "show:laws", "go:faq_topics"):
             self._global(state, value, out)
         elif value == "restart":
             raise _Restart
