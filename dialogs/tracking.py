@@ -18,7 +18,7 @@ from .options import parse_value
 
 RESULTS = ("accepted", "action_taken", "rejected")
 # statuses at which a channel's answer can still come (its "no response" offers the next channel)
-WAITING = ("submitted", "escalated", "accepted")
+WAITING = ("submitted", "escalated", "accepted", "no_response")
 
 
 def parse_act(value: str) -> tuple[str, str]:
@@ -74,9 +74,9 @@ class Tracker:
             p.pop("reminder_buttons", None)
             if action == "wait":
                 out.append({"effect": "snooze", "case_id": case_id})
-            elif action == "none":
-                p["then"] = "escalate"
-                out.append({"effect": "get_case", "case_id": case_id})
+            elif action == "none":        # recorded as no response from the channel, then the next one
+                p["then"], p["after"] = "escalate", None
+                out.append({"effect": "transition", "case_id": case_id, "to": "no_response"})
             else:      # the channel acted: which channel is read from the case
                 p["then"] = "acted"
                 out.append({"effect": "get_case", "case_id": case_id})
@@ -84,7 +84,11 @@ class Tracker:
     def _act(self, state: dict, action: str, arg: str, out: list[dict]) -> None:
         p = state["pending"]
         case_id = p["open_case"]
-        if action in ("draft", "pack", "escalate_offer"):
+        if action == "escalate_offer" and arg in (p.get("silent") or []):
+            # no answer from that channel: recorded on its track, then the next channel is offered
+            p["then"], p["after"] = action, arg
+            out.append({"effect": "transition", "case_id": case_id, "to": "no_response", "channel": arg})
+        elif action in ("draft", "pack", "escalate_offer"):
             p["then"] = "draft_view" if action == "draft" else action
             p["after"] = arg or None
             out.append({"effect": "get_case", "case_id": case_id})
@@ -322,12 +326,15 @@ class Tracker:
                 self._escalate_offer(state, case, out)
         elif kind == "transitioned":
             case = event.get("case")
+            then = state["pending"].pop("then", None)
             if event.get("error") or not _valid(case):
                 out.append({"text": self._text("refused", message=str(event.get("error") or ""))})
             else:
                 out.append({"text": self._text("recorded", case_id=case["id"], status=self.lc.label(case.get("status")))})
             if _valid(case):
                 self._card(state, case, out)
+                if then in ("escalate", "escalate_offer") and not event.get("error"):
+                    self._escalate_offer(state, case, out)
         elif kind == "snoozed":
             out.append({"text": self._text("snoozed", days=event.get("days", ""))})
         elif kind == "reminder":
@@ -416,10 +423,11 @@ class Tracker:
                 buttons.append(self._button(o["to"], f"act:{o['to']}:{o['channel']}",
                                             channel=self.lc.channel_label(o["channel"])))
         # no answer (or a refusal) from a channel: the next one after it; that track stays open
+        p["silent"] = [ch for ch, t in tr.items() if t.get("status") in ("submitted", "escalated", "accepted")]
         for ch, t in sorted(tr.items(), key=lambda kv: kv[1].get("order", 0)):
             nxt = next_channel(case, self.lc, after=ch)
             if t.get("status") in WAITING + ("rejected",) and nxt and nxt["channel"] not in tr:
-                key = "after_rejected" if t.get("status") == "rejected" else "no_response"
+                key = "no_response" if ch in p["silent"] else "after_rejected"
                 buttons.append(self._button(key, f"act:escalate_offer:{ch}", channel=self.lc.channel_label(ch)))
         if any(o["to"] == "submitted" for o in possible) or not tr:
             buttons.append(self._button("submitted", "act:submit"))

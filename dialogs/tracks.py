@@ -10,10 +10,10 @@ from typing import Optional
 
 #: Statuses whose events name the channel a report went to.
 SUBMIT_STATUSES = ("submitted", "escalated")
-#: Answers a channel gives to a report.
-RESULTS = ("accepted", "action_taken", "rejected")
+#: Answers a channel gives to a report (or its silence).
+RESULTS = ("accepted", "action_taken", "rejected", "no_response")
 #: Track statuses, most advanced first: the case's overall status is its most advanced track.
-_TRACK_RANK = {"action_taken": 5, "accepted": 4, "escalated": 3, "submitted": 3, "rejected": 1}
+_TRACK_RANK = {"action_taken": 5, "accepted": 4, "escalated": 3, "submitted": 3, "no_response": 2, "rejected": 1}
 
 
 def _events(case: dict) -> list:

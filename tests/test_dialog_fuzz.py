@@ -80,7 +80,7 @@ async def test_random_follow_up_of_a_saved_case_never_breaks(seed):
         json.loads(json.dumps(session.state, ensure_ascii=False))
     for case in await store.list():
         assert case["status"] in ("draft", "ready", "submitted", "accepted", "action_taken", "rejected",
-                                  "escalated", "closed")
+                                  "no_response", "escalated", "closed")
 
 
 ENGINE = Engine()

@@ -179,3 +179,25 @@ async def test_answering_a_reminder_with_acted_asks_about_that_channel(engine):
     case = await store.get(case_id)
     assert case["channels"]["platform"]["status"] == "action_taken" and case["status"] == "action_taken"
     assert await back.due_reminders() == []            # answered: no more reminders
+
+
+async def test_no_response_is_recorded_on_that_channel_and_the_next_one_is_offered(engine):
+    store = open_store(None, backend="memory")
+    alice = Session(engine, store, {"messenger": "telegram", "user_id": "1001"})
+    case_id = await saved_case(alice)
+    await alice.turn({"type": "command", "name": "cases"})
+    await alice.turn({"type": "button", "value": f"case:{case_id}"})
+    for line in ("我已提交到一个渠道", "平台", "WB-3"):
+        await alice.turn({"type": "text", "text": line})
+    replies = await alice.turn({"type": "text", "text": "平台没有回应,找下一个渠道"})
+    case = await store.get(case_id)
+    assert case["channels"]["platform"]["status"] == "no_response"
+    offered = [b["value"] for r in replies for row in r.get("buttons") or [] for b in row]
+    assert "act:escalate:province" in offered
+    await alice.turn({"type": "button", "value": "act:escalate:province"})
+    case = await store.get(case_id)
+    assert case["channels"]["platform"]["status"] == "no_response"      # the platform's track stays
+    assert case["channels"]["province"]["status"] == "escalated" and case["status"] == "escalated"
+    # the platform may still answer later
+    await alice.turn({"type": "text", "text": "平台已受理"})
+    assert (await store.get(case_id))["channels"]["platform"]["status"] == "accepted"
