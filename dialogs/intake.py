@@ -46,7 +46,7 @@ class IntakeSteps:
             if result.subtype == "out_of_scope.other":
                 if result.unsure and self._about_us(text):
                     # something happened to the enterprise, in words we do not know: let them pick
-                    state["step"] = "pick_type"
+                    state["step"] = self.flow.after("describe", "vague")
                     out.append(self._msg("unsure_pick"))
                     out.extend(self._prompt(state))
                     return True
@@ -55,12 +55,12 @@ class IntakeSteps:
                 state["history"].pop()
                 return True
             case["out_of_scope"] = result.subtype
-            state["step"] = "out_of_scope"
+            state["step"] = self.flow.after("describe", "out_of_scope")
             out.extend(self._prompt(state))
             return True
         if not case["candidates"]:
             case["candidates"] = [result.subtype]
-        state["step"] = "confirm"
+        state["step"] = self.flow.after("describe")
         state["pending"]["unsure"] = bool(result.unsure)
         if enterprise := case["enterprise"]:
             out.append(self._msg("enterprise_found", enterprise=enterprise))
@@ -96,13 +96,13 @@ class IntakeSteps:
         """A fuller description typed instead of picking a type is read again."""
         if len(normalise(text).compact) < self.flow.limits["min_describe_chars"] * 2:
             return False
-        state["step"] = "describe"
+        state["step"] = self.flow.after("pick_type", "described")
         return self._text_describe(state, text, out)
 
     def _value_pick_type(self, state: dict, kind: str, arg: str, out: list[dict]) -> None:
         self._push(state)
         state["pending"]["type"] = arg
-        state["step"] = "pick_subtype"
+        state["step"] = self.flow.after("pick_type")
         out.extend(self._prompt(state))
 
     def _value_pick_subtype(self, state: dict, kind: str, arg: str, out: list[dict]) -> None:
@@ -290,7 +290,7 @@ class IntakeSteps:
         return True
 
     def _value_contact(self, state: dict, kind: str, arg: str, out: list[dict]) -> None:
-        state["step"] = state["pending"].pop("return_to", None) or "result"
+        state["step"] = state["pending"].pop("return_to", None) or self.flow.after("contact")
         out.extend(self._prompt(state))
 
     def _set_contact(self, state: dict, text: str, out: list[dict]) -> None:
@@ -299,7 +299,7 @@ class IntakeSteps:
         case["reporter_name"], case["contact"] = name or None, phone
         out.append(self._msg("contact_saved", contact=mask_contact(name, phone)))
         if state["step"] == "contact":
-            state["step"] = state["pending"].pop("return_to", None) or "result"
+            state["step"] = state["pending"].pop("return_to", None) or self.flow.after("contact")
         out.extend(self._prompt(state))
 
     def _draft(self, state: dict, arg: str, out: list[dict]) -> None:
@@ -329,7 +329,7 @@ class IntakeSteps:
         case_id = event.get("case_id")
         if case_id:
             state["case"]["case_id"] = case_id
-            state["step"] = "done"
+            state["step"] = self.flow.after("result")
             out.append(self._msg("case_saved", case_id=case_id))
         else:
             out.append(self._msg("case_save_unavailable"))

@@ -103,7 +103,7 @@ class Tracker:
         elif action == "escalate":
             out.append({"effect": "transition", "case_id": case_id, "to": "escalated", "channel": arg})
         elif action == "close":
-            state["step"] = "confirm_close"
+            state["step"] = self.e.flow.after("done", "close")
             p["close"] = arg
             out.extend(self.prompt(state))
         elif action == "evidence":
@@ -116,7 +116,7 @@ class Tracker:
 
     def _ask(self, state: dict, track: dict, out: list[dict]) -> None:
         state["pending"]["track"] = track
-        state["step"] = "track"
+        state["step"] = self.e.flow.after("done", "follow")
         out.extend(self.prompt(state))
 
     def offered(self, state: dict) -> list[dict]:
@@ -179,7 +179,7 @@ class Tracker:
         kind, arg = parse_value(value)
         if kind == "close":
             reason = p.pop("close", None)
-            state["step"] = "done"
+            state["step"] = self.e.flow.after(state["step"])
             if arg == "yes" and reason:
                 out.append({"effect": "transition", "case_id": p["open_case"], "to": "closed", "reason": reason})
             else:
@@ -190,7 +190,7 @@ class Tracker:
         if kind == "ev":
             if arg == "done":
                 p.pop("track")
-                state["step"] = "done"
+                state["step"] = self.e.flow.after(state["step"])
                 out.append({"effect": "get_case", "case_id": p["open_case"]})
             else:
                 out.append({"effect": "mark_evidence", "case_id": p["open_case"], "items": [arg]})
@@ -202,7 +202,7 @@ class Tracker:
             return
         if kind == "ref" and track.get("ask") == "contact":
             p.pop("track")
-            state["step"] = "done"
+            state["step"] = self.e.flow.after(state["step"])
             out.append({"effect": "get_case", "case_id": p["open_case"]})
             return
         if kind == "out":
@@ -246,15 +246,15 @@ class Tracker:
             out.extend(self.prompt(state))
             return
         name, phone = split_contact(text)
-        state["pending"].pop("track", None)
-        state["step"] = "done"
+        if state["pending"].pop("track", None):
+            state["step"] = self.e.flow.after(state["step"])
         out.append({"effect": "set_contact", "case_id": case_id, "reporter_name": name or None, "contact": phone})
 
     def _finish(self, state: dict, out: list[dict]) -> None:
         track = state["pending"].pop("track")
         effect = {"effect": "transition", "case_id": state["pending"]["open_case"], "to": track["to"]}
         effect.update({k: track[k] for k in ("channel", "ref", "outcome", "reason") if track.get(k)})
-        state["step"] = "done"
+        state["step"] = self.e.flow.after(state["step"])
         out.append(effect)
 
     def wants_file(self, state: dict) -> bool:
@@ -284,7 +284,7 @@ class Tracker:
                         return
                     out.append({"text": self._text("evidence_done")})
                     state["pending"].pop("track", None)
-                    state["step"] = "done"
+                    state["step"] = self.e.flow.after(state["step"])
                     if case.get("status") in ("draft", "new") and not missing_evidence(case):
                         # materials complete: the case is ready to be submitted
                         out.append({"effect": "transition", "case_id": case["id"], "to": "ready"})
