@@ -126,7 +126,8 @@ def load_flow(data_dir: Path = DATA_DIR) -> Flow:
         group = spec if isinstance(spec, list) else [spec] if "value" in spec else list(spec.values())
         for b in group:
             target = str(b.get("value", ""))
-            if target.startswith("go:") and target[3:] not in f.steps:
+            kind, _, step = target.partition(":")
+            if kind == "go" and step not in f.steps:
                 problems.append(f"flow.yaml: button {b.get('label')!r}: {target!r} is not a step")
     problems += check_placeholders("texts.yaml", "texts", f.texts)
     problems += check_placeholders("texts.yaml", "tracking", f.tracking)

@@ -477,9 +477,18 @@ def possible_transitions(case: dict, lifecycle: Optional[Lifecycle] = None) -> l
 
 
 def missing_evidence(case: dict) -> list:
-    """Evidence items that are required and not provided yet."""
+    """Evidence items that are required and not provided yet.
+
+    What the case itself holds counts as provided, for cases saved before it
+    was marked: its links (the content's address) and its contact.
+    """
+    held = set()
+    if case.get("links"):
+        held.add("url_or_locator")
+    if case.get("contact"):
+        held.add("reporter_contact")
     return [e for e in case.get("evidence") or []
-            if isinstance(e, dict) and e.get("required", True) and not e.get("provided")]
+            if isinstance(e, dict) and e.get("required", True) and not e.get("provided") and e.get("id") not in held]
 
 
 def next_action(case: dict, lifecycle: Optional[Lifecycle] = None) -> str:

@@ -398,7 +398,8 @@ class Tracker:
         p["items"] = [[e["id"], e.get("title", ""), bool(e.get("provided"))] for e in required]
         missing = missing_evidence(case)
         p["missing"] = [e["id"] for e in missing if e.get("id")]
-        p["by_draft"] = [[e["id"], e.get("title", ""), False] for e in missing if e.get("by_draft")]
+        p["by_draft"] = [[e["id"], e.get("title", ""), False] for e in missing
+                         if e.get("by_draft") or e.get("id") in ("statement", "truth_pledge")]   # older cases
         if missing and case.get("status") not in ("draft", "new"):     # a draft's next step names them already
             lines.append(self._text("case_missing", missing=self.e.card.join((m.get("title", "") for m in missing), 6)))
         history = self._events(case, self.e.flow.limits["history_shown"])

@@ -325,6 +325,11 @@ def test_missing_evidence():
     ]}
     assert [e["id"] for e in missing_evidence(case)] == ["a", "d"]
     assert missing_evidence({}) == []
+    # what the case holds itself counts, for cases saved before it was marked
+    old = {"links": ["https://weibo.com/1/x"], "contact": "13800138000", "evidence": [
+        {"id": "url_or_locator", "title": "链接", "required": True, "provided": False},
+        {"id": "reporter_contact", "title": "联系方式", "required": True, "provided": False}]}
+    assert missing_evidence(old) == []
 
 
 @pytest.mark.parametrize("status", STATUSES)
