@@ -1,8 +1,12 @@
 """One user's conversation: the engine's turns, with its store effects carried out.
 
-Every messenger adapter (terminal, Telegram) keeps a Session per user and
-only renders replies; reading and writing cases happens here, always with the
-user as owner, so nobody reaches another user's case.
+Every messenger adapter (terminal, Telegram, a web chat) keeps a Session per
+user and only renders replies (shapes: dialogs/engine.py); reading and writing
+cases happens here, always with the user as owner, so nobody reaches another
+user's case. A store failure (StoreError, OSError) never escapes a turn: the
+user reads one sentence, the conversation is back where it was, and the same
+button can be pressed again. ``state["shown"]`` keeps the options of the
+turn, in order, so a typed number means what the user sees.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from knowledge.evidence import checklist, type_note
 from knowledge.measures import expected_measures
 from knowledge.provinces import province_name
 from knowledge.routing import channel_plan, out_of_scope_advice
-from knowledge.text import to_traditional
+from knowledge.text import to_simplified, to_traditional
 
 from .flow import Flow
 
@@ -166,7 +166,7 @@ class CardBuilder:
         buttons = [[dict(b)] for b in self.flow.buttons["draft"]]
         record = stored if stored is not None else self._draft_record(case)
         return [{"text": self.flow.text("draft_view")},
-                {"text": draft_report(self.kb, record), "script": "hans", "buttons": buttons}]
+                {"text": to_simplified(draft_report(self.kb, record)), "script": "hans", "buttons": buttons}]
 
     def _draft_record(self, case: dict) -> dict:
         record = self.case_record(case)
@@ -229,7 +229,8 @@ class CardBuilder:
     def draft_file(self, case: dict, traditional: bool = False, stored: dict | None = None) -> dict:
         """The draft as a file named after the case (or its type before saving)."""
         record = stored if stored is not None else self._draft_record(case)
-        name, content = draft_filename(record), draft_report(self.kb, record)
+        # Simplified throughout, the user's own words too: the platforms and offices are on the mainland
+        name, content = draft_filename(record), to_simplified(draft_report(self.kb, record))
         if traditional:
             return {"text": self.flow.text("draft_hant_caption"),
                     "file": {"name": name.replace(".txt", "-hant.txt"), "content": to_traditional(content)}}
@@ -240,8 +241,10 @@ class CardBuilder:
         """What to gather, each item with its hint, and the links and files already kept: one file."""
         record = self._draft_record(case)
         lines = [self.flow.text("evidence_pack_title", name=case.get("enterprise") or record["id"]), ""]
+        marked = {e.get("id") for e in case.get("evidence") or [] if isinstance(e, dict) and e.get("provided")}
         for n, item in enumerate(self.evidence(case), 1):
-            if self._provided_by_intake(case, item["id"]) and item["id"] not in ("statement", "truth_pledge"):
+            if item["id"] in marked or (self._provided_by_intake(case, item["id"])
+                                        and item["id"] not in ("statement", "truth_pledge")):
                 lines.append(self.flow.text("evidence_pack_provided", n=n, title=item["title"]))
             else:
                 lines.append(self.flow.text("evidence_pack_item", n=n, title=item["title"], cite=item["cite"],
@@ -257,7 +260,6 @@ class CardBuilder:
 
     # ── FAQ, topics, case studies, laws ─────────────────────────────
     def faq_answer(self, faq_id: str) -> list[dict]:
-        from knowledge.faq import FaqIndex
         entry = self.kb.faq[faq_id]
         out = [self._msg("faq_answer", question=entry["question"].strip(), answer=entry["answer"].strip(),
                          cite=cite(self.kb, entry["source"]))]

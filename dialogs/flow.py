@@ -45,6 +45,11 @@ class Flow:
     enterprise_name: dict
     simplified_only: str
 
+    def after(self, step: str, answer: str | None = None) -> str:
+        """Where the graph leads from `step`: its `next`, or its `branch[answer]`."""
+        spec = self.steps[step]
+        return spec["branch"][answer] if answer else spec["next"]
+
     def text(self, key: str, **values) -> str:
         template = self.texts[key]
         return template.format(**values).strip() if values else template.strip()
@@ -114,6 +119,16 @@ def load_flow(data_dir: Path = DATA_DIR) -> Flow:
             problems.append(f"flow.yaml: step {sid}: next {s['next']!r} is not a step")
         if s.get("skip_if") and s["skip_if"] not in SKIP_PREDICATES:
             problems.append(f"flow.yaml: step {sid}: skip_if {s['skip_if']!r} is not one of {SKIP_PREDICATES}")
+        for answer, target in (s.get("branch") or {}).items():
+            if target not in f.steps:
+                problems.append(f"flow.yaml: step {sid}: branch {answer}: {target!r} is not a step")
+    for spec in f.buttons.values():
+        group = spec if isinstance(spec, list) else [spec] if "value" in spec else list(spec.values())
+        for b in group:
+            target = str(b.get("value", ""))
+            kind, _, step = target.partition(":")
+            if kind == "go" and step not in f.steps:
+                problems.append(f"flow.yaml: button {b.get('label')!r}: {target!r} is not a step")
     problems += check_placeholders("texts.yaml", "texts", f.texts)
     problems += check_placeholders("texts.yaml", "tracking", f.tracking)
     problems += check_placeholders("texts.yaml", "tracking_buttons", f.tracking_buttons)

@@ -7,7 +7,16 @@ and refuse exactly the same status changes with the same Chinese messages::
                           |            |            |
                           +-> rejected +-> escalated (next channel of the plan;
                                                       the cycle repeats there)
-    any status but closed -> closed(withdrawn)
+    any status but closed -> closed(withdrawn); closed -> reopened by staff (to="reopen")
+
+Each channel of the plan has its own track (:mod:`dialogs.tracks`): the
+platform and the police can run in parallel, a result (accepted, acted,
+rejected) answers its own channel, and escalating opens the next channel
+without closing the previous; the case's ``status`` is derived from the
+tracks.  After the plan, :func:`next_channel` offers the backstop of
+lifecycle.yaml (the central reporting centre, the police where money was
+demanded, the courts).  :func:`possible_transitions` lists what may be
+recorded from here, for staff tools and the chat alike.
 
 :func:`transition` only *checks* a change and builds the history event; the
 caller appends it (``store.append_event(case_id, event)``), which also sets the
@@ -28,6 +37,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from .model import CaseNotFound, to_iso
+from .tracks import RESULTS, SUBMIT_STATUSES, _last_opened, apply_event, derived_status, tracks
 
 __all__ = [
     "Lifecycle",
@@ -50,8 +60,6 @@ __all__ = [
 ]
 
 DATA_FILE = Path(__file__).parent / "data" / "lifecycle.yaml"
-#: Statuses whose events name the channel a report went to.
-SUBMIT_STATUSES = ("submitted", "escalated")
 #: Plan steps that are not something to submit to.
 STEP_KINDS_SKIPPED = ("expect", "option")
 _REQUIRABLE = ("channel", "outcome", "reason")
@@ -79,9 +87,7 @@ _MESSAGE_KEYS = {
 }
 _ACTION_FIELDS = {"track": {"channel", "status"}, "submit": {"channel"}, "escalate": {"channel"},
                   "close": {"reason"}, "reopen": set(), "draft": set(), "ready": set()}
-#: Track statuses, most advanced first: the case's overall status is its most advanced track.
-_TRACK_RANK = {"action_taken": 5, "accepted": 4, "escalated": 3, "submitted": 3, "rejected": 1}
-_RESULTS = ("accepted", "action_taken", "rejected")
+
 _NEXT_ACTION_FIELDS = {"channel", "next_channel", "missing_count", "missing_titles"}
 _NEXT_ACTION_KEYS = ("missing", "next", "default")
 _REMINDER_FIELDS = {"case_id", "age", "channel", "days"}
@@ -427,59 +433,14 @@ def _backstop(case: dict, lc: Lifecycle, ladder: list, current: Optional[str], u
 
 
 def cite_of(source) -> str:
-    try:
-        from knowledge import knowledge
-        from knowledge.cite import cite
-        return cite(knowledge(), source)
-    except Exception:      # the lifecycle works without the knowledge base (tests, tools)
-        return ""
+    """The citation of a backstop's source, from the knowledge base (loaded only when needed)."""
+    from knowledge import knowledge
+    from knowledge.cite import cite
+    return cite(knowledge(), source)
 
 
 # --------------------------------------------------------------------------
-# Per-channel tracks
-
-
-def tracks(case: dict) -> dict:
-    """``{channel: {status, ref, outcome, reason, updated_at}}``: the case's own, or rebuilt from history
-    (cases saved before tracks existed)."""
-    own = case.get("channels")
-    if isinstance(own, dict) and own:
-        return {k: dict(v) for k, v in own.items() if isinstance(v, dict)}
-    out: dict = {}
-    for e in _events(case):
-        out = apply_event(out, e, case)
-    return out
-
-
-def apply_event(tr: dict, event: dict, case: Optional[dict] = None) -> dict:
-    """The tracks after ``event``: a submission opens (or reopens) its channel's track; a result
-    (accepted, action_taken, rejected) changes the track of its channel (default: the last submitted)."""
-    tr = {k: dict(v) for k, v in tr.items()}
-    to, ch = event.get("to"), event.get("channel")
-    if to in SUBMIT_STATUSES and ch:
-        tr[ch] = {"status": to, "ref": event.get("ref"), "outcome": None, "reason": None,
-                  "updated_at": event.get("when"), "order": len(tr)}
-    elif to in _RESULTS:
-        ch = ch or _last_opened(tr)
-        if ch in tr:
-            t = tr[ch]
-            t.update(status=to, updated_at=event.get("when"))
-            for k in ("ref", "outcome", "reason"):
-                if event.get(k):
-                    t[k] = event[k]
-    return tr
-
-
-def _last_opened(tr: dict) -> Optional[str]:
-    return max(tr, key=lambda k: tr[k].get("order", 0)) if tr else None
-
-
-def derived_status(status: str, tr: dict) -> str:
-    """The case's overall status: closed/draft/ready as recorded, else its most advanced track."""
-    if status in ("closed", "draft", "ready", "new") or not tr:
-        return status
-    best = max(tr.values(), key=lambda t: (_TRACK_RANK.get(t.get("status"), 0), t.get("order", 0)))
-    return best.get("status") or status
+# What may be done from here
 
 
 def possible_transitions(case: dict, lifecycle: Optional[Lifecycle] = None) -> list:
@@ -494,7 +455,7 @@ def possible_transitions(case: dict, lifecycle: Optional[Lifecycle] = None) -> l
     for ch, t in sorted(tr.items(), key=lambda kv: kv[1].get("order", 0)):
         st = lc.status_id(t.get("status"))
         for to in lc.allowed(st) if st else []:
-            if to in _RESULTS:
+            if to in RESULTS:
                 out.append({"to": to, "channel": ch,
                             "label": a["track"].format(channel=lc.channel_label(ch), status=lc.label(to))})
     plan_channels = [s.get("channel") for s in case.get("plan") or []
@@ -516,9 +477,18 @@ def possible_transitions(case: dict, lifecycle: Optional[Lifecycle] = None) -> l
 
 
 def missing_evidence(case: dict) -> list:
-    """Evidence items that are required and not provided yet."""
+    """Evidence items that are required and not provided yet.
+
+    What the case itself holds counts as provided, for cases saved before it
+    was marked: its links (the content's address) and its contact.
+    """
+    held = set()
+    if case.get("links"):
+        held.add("url_or_locator")
+    if case.get("contact"):
+        held.add("reporter_contact")
     return [e for e in case.get("evidence") or []
-            if isinstance(e, dict) and e.get("required", True) and not e.get("provided")]
+            if isinstance(e, dict) and e.get("required", True) and not e.get("provided") and e.get("id") not in held]
 
 
 def next_action(case: dict, lifecycle: Optional[Lifecycle] = None) -> str:
@@ -600,7 +570,7 @@ def transition(
     tr = tracks(case)
     track_ch = lc.channel_id(channel) if channel else _last_opened(tr)
     check = src
-    if dst.id in _RESULTS and track_ch in tr and src.id != "closed":
+    if dst.id in RESULTS and track_ch in tr and src.id != "closed":
         check = lc._status(tr[track_ch].get("status"))     # a result answers its own channel's track
         if check.id == "submitted" and src.id == "escalated":
             check = src
@@ -635,7 +605,7 @@ def transition(
     elif "channel" in needs and ch is None:
         raise TransitionRefused(lc.message("missing_channel", to_label=dst.label, choices=lc._choices(lc.channels)))
     elif ch is None and dst.id not in ("closed", "draft", "ready"):
-        ch = current if dst.id not in _RESULTS else (track_ch or current)  # where the report is
+        ch = current if dst.id not in RESULTS else (track_ch or current)  # where the report is
 
     out = None
     if outcome is not None and _text(outcome) is not None:

@@ -18,7 +18,7 @@ from .options import parse_value
 
 RESULTS = ("accepted", "action_taken", "rejected")
 # statuses at which a channel's answer can still come (its "no response" offers the next channel)
-WAITING = ("submitted", "escalated", "accepted")
+WAITING = ("submitted", "escalated", "accepted", "no_response")
 
 
 def parse_act(value: str) -> tuple[str, str]:
@@ -74,17 +74,22 @@ class Tracker:
             p.pop("reminder_buttons", None)
             if action == "wait":
                 out.append({"effect": "snooze", "case_id": case_id})
-            elif action == "none":
-                p["then"] = "escalate"
+            elif action == "none":        # recorded as no response from the channel, then the next one
+                p["then"], p["after"] = "escalate", None
+                out.append({"effect": "transition", "case_id": case_id, "to": "no_response"})
+            else:      # the channel acted: which channel is read from the case
+                p["then"] = "acted"
                 out.append({"effect": "get_case", "case_id": case_id})
-            else:
-                self._ask(state, {"to": "action_taken", "ask": "outcome", "channel": None}, out)
 
     def _act(self, state: dict, action: str, arg: str, out: list[dict]) -> None:
         p = state["pending"]
         case_id = p["open_case"]
-        if action in ("draft", "pack", "escalate_offer"):
-            p["then"] = action
+        if action == "escalate_offer" and arg in (p.get("silent") or []):
+            # no answer from that channel: recorded on its track, then the next channel is offered
+            p["then"], p["after"] = action, arg
+            out.append({"effect": "transition", "case_id": case_id, "to": "no_response", "channel": arg})
+        elif action in ("draft", "pack", "escalate_offer"):
+            p["then"] = "draft_view" if action == "draft" else action
             p["after"] = arg or None
             out.append({"effect": "get_case", "case_id": case_id})
         elif action == "accepted":
@@ -98,7 +103,7 @@ class Tracker:
         elif action == "escalate":
             out.append({"effect": "transition", "case_id": case_id, "to": "escalated", "channel": arg})
         elif action == "close":
-            state["step"] = "confirm_close"
+            state["step"] = self.e.flow.after("done", "close")
             p["close"] = arg
             out.extend(self.prompt(state))
         elif action == "evidence":
@@ -111,7 +116,7 @@ class Tracker:
 
     def _ask(self, state: dict, track: dict, out: list[dict]) -> None:
         state["pending"]["track"] = track
-        state["step"] = "track"
+        state["step"] = self.e.flow.after("done", "follow")
         out.extend(self.prompt(state))
 
     def offered(self, state: dict) -> list[dict]:
@@ -174,7 +179,7 @@ class Tracker:
         kind, arg = parse_value(value)
         if kind == "close":
             reason = p.pop("close", None)
-            state["step"] = "done"
+            state["step"] = self.e.flow.after(state["step"])
             if arg == "yes" and reason:
                 out.append({"effect": "transition", "case_id": p["open_case"], "to": "closed", "reason": reason})
             else:
@@ -185,7 +190,7 @@ class Tracker:
         if kind == "ev":
             if arg == "done":
                 p.pop("track")
-                state["step"] = "done"
+                state["step"] = self.e.flow.after(state["step"])
                 out.append({"effect": "get_case", "case_id": p["open_case"]})
             else:
                 out.append({"effect": "mark_evidence", "case_id": p["open_case"], "items": [arg]})
@@ -197,7 +202,7 @@ class Tracker:
             return
         if kind == "ref" and track.get("ask") == "contact":
             p.pop("track")
-            state["step"] = "done"
+            state["step"] = self.e.flow.after(state["step"])
             out.append({"effect": "get_case", "case_id": p["open_case"]})
             return
         if kind == "out":
@@ -235,21 +240,21 @@ class Tracker:
 
     def contact_text(self, state: dict, case_id: str, text: str, out: list[dict]) -> None:
         """"张律师 13800138000" for a saved case: kept on the case (shown masked)."""
-        from .engine import _PHONE, split_contact
+        from .contact import PHONE as _PHONE, split_contact
         if not _PHONE.search(text):
             out.append({"text": self.e.flow.text("contact_bad")})
             out.extend(self.prompt(state))
             return
         name, phone = split_contact(text)
-        state["pending"].pop("track", None)
-        state["step"] = "done"
+        if state["pending"].pop("track", None):
+            state["step"] = self.e.flow.after(state["step"])
         out.append({"effect": "set_contact", "case_id": case_id, "reporter_name": name or None, "contact": phone})
 
     def _finish(self, state: dict, out: list[dict]) -> None:
         track = state["pending"].pop("track")
         effect = {"effect": "transition", "case_id": state["pending"]["open_case"], "to": track["to"]}
         effect.update({k: track[k] for k in ("channel", "ref", "outcome", "reason") if track.get(k)})
-        state["step"] = "done"
+        state["step"] = self.e.flow.after(state["step"])
         out.append(effect)
 
     def wants_file(self, state: dict) -> bool:
@@ -269,7 +274,7 @@ class Tracker:
                 if event.get("links"):
                     out.append({"text": self._text("links_saved", case_id=case["id"])})
                 if event.get("contact"):
-                    from .engine import mask_contact
+                    from .contact import mask_contact
                     out.append({"text": self.e.flow.text("contact_saved", contact=mask_contact(
                         case.get("reporter_name"), case.get("contact")))})
                 if self.wants_file(state):
@@ -279,7 +284,7 @@ class Tracker:
                         return
                     out.append({"text": self._text("evidence_done")})
                     state["pending"].pop("track", None)
-                    state["step"] = "done"
+                    state["step"] = self.e.flow.after(state["step"])
                     if case.get("status") in ("draft", "new") and not missing_evidence(case):
                         # materials complete: the case is ready to be submitted
                         out.append({"effect": "transition", "case_id": case["id"], "to": "ready"})
@@ -305,6 +310,13 @@ class Tracker:
             elif then == "draft_view":
                 out.extend(self.e.card.draft_view(record, stored=record))
                 return
+            elif then == "acted":
+                tr = tracks(case)
+                waiting = [ch for ch, t in tr.items() if t.get("status") in WAITING]
+                self._card(state, case, [])
+                self._ask(state, {"to": "action_taken", "ask": "outcome",
+                                  "channel": waiting[-1] if waiting else None}, out)
+                return
             elif then == "pack":
                 out.append(self.e.card.evidence_pack(_intake_view(case)))
             elif then == "history":
@@ -314,12 +326,15 @@ class Tracker:
                 self._escalate_offer(state, case, out)
         elif kind == "transitioned":
             case = event.get("case")
+            then = state["pending"].pop("then", None)
             if event.get("error") or not _valid(case):
                 out.append({"text": self._text("refused", message=str(event.get("error") or ""))})
             else:
                 out.append({"text": self._text("recorded", case_id=case["id"], status=self.lc.label(case.get("status")))})
             if _valid(case):
                 self._card(state, case, out)
+                if then in ("escalate", "escalate_offer") and not event.get("error"):
+                    self._escalate_offer(state, case, out)
         elif kind == "snoozed":
             out.append({"text": self._text("snoozed", days=event.get("days", ""))})
         elif kind == "reminder":
@@ -335,6 +350,7 @@ class Tracker:
     def _list(self, state: dict, cases: list[dict], out: list[dict]) -> None:
         if not cases:
             out.append({"text": self._text("no_cases")})
+            out.extend(self.e._prompt(state))          # and back to the question that was open
             return
         state["pending"]["case_ids"] = [c["id"] for c in cases]
         lines = [self._text("list_header")]
@@ -356,7 +372,7 @@ class Tracker:
                 for h in shown]
 
     def _card(self, state: dict, case: dict, out: list[dict]) -> None:
-        from .engine import mask_contact
+        from .contact import mask_contact
         p = state["pending"]
         p["open_case"] = case["id"]
         p.setdefault("case_ids", [])
@@ -382,8 +398,9 @@ class Tracker:
         p["items"] = [[e["id"], e.get("title", ""), bool(e.get("provided"))] for e in required]
         missing = missing_evidence(case)
         p["missing"] = [e["id"] for e in missing if e.get("id")]
-        p["by_draft"] = [[e["id"], e.get("title", ""), False] for e in missing if e.get("by_draft")]
-        if missing:
+        p["by_draft"] = [[e["id"], e.get("title", ""), False] for e in missing
+                         if e.get("by_draft") or e.get("id") in ("statement", "truth_pledge")]   # older cases
+        if missing and case.get("status") not in ("draft", "new"):     # a draft's next step names them already
             lines.append(self._text("case_missing", missing=self.e.card.join((m.get("title", "") for m in missing), 6)))
         history = self._events(case, self.e.flow.limits["history_shown"])
         if history:
@@ -407,10 +424,11 @@ class Tracker:
                 buttons.append(self._button(o["to"], f"act:{o['to']}:{o['channel']}",
                                             channel=self.lc.channel_label(o["channel"])))
         # no answer (or a refusal) from a channel: the next one after it; that track stays open
+        p["silent"] = [ch for ch, t in tr.items() if t.get("status") in ("submitted", "escalated", "accepted")]
         for ch, t in sorted(tr.items(), key=lambda kv: kv[1].get("order", 0)):
             nxt = next_channel(case, self.lc, after=ch)
             if t.get("status") in WAITING + ("rejected",) and nxt and nxt["channel"] not in tr:
-                key = "after_rejected" if t.get("status") == "rejected" else "no_response"
+                key = "no_response" if ch in p["silent"] else "after_rejected"
                 buttons.append(self._button(key, f"act:escalate_offer:{ch}", channel=self.lc.channel_label(ch)))
         if any(o["to"] == "submitted" for o in possible) or not tr:
             buttons.append(self._button("submitted", "act:submit"))
@@ -452,7 +470,7 @@ class Tracker:
 def _intake_view(case: dict) -> dict:
     """A stored case as the card builder reads an intake."""
     view = {k: case.get(k) for k in ("type", "subtype", "subtypes", "flags", "platform", "province", "links",
-                                     "enterprise", "reporter_role", "contact", "attachments")}
+                                     "enterprise", "reporter_role", "contact", "attachments", "evidence")}
     view["case_id"] = case.get("id")
     return view
 

@@ -409,3 +409,21 @@ def test_contact_person_and_phone_fill_the_draft_and_are_shown_masked(engine):
     state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
     (draft,) = [r["file"] for r in replies if "file" in r]
     assert "13800138000" in draft["content"] and "【联系人及电话】" not in draft["content"]
+
+
+def test_thumbs_down_and_bu_shi_mean_none_of_these(engine):
+    for word in ("👎", "不是", "都不是"):
+        state, _ = engine.start()
+        state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
+        state, replies = engine.handle(state, {"type": "text", "text": word})
+        assert state["step"] == "pick_type", word
+
+
+def test_my_cases_with_none_saved_says_so_and_asks_the_open_question_again(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
+    asked = values(replies)
+    state, replies = engine.handle(state, {"type": "cases", "cases": []})
+    from dialogs.typeset import typeset
+    assert typeset(engine.flow.tracking["no_cases"]) in texts(replies)
+    assert values(replies) == asked and state["step"] == "confirm"

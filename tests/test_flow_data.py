@@ -48,6 +48,8 @@ def test_a_misspelt_tracking_placeholder_fails_too(data):
     (lambda d: d["steps"][5].update(skip_if="moon_is_full"), "skip_if"),
     (lambda d: d["steps"][0].update(kind="dance"), "kind"),
     (lambda d: d["steps"][0].update(prompt="no_such_text"), "no_such_text"),
+    (lambda d: d["steps"][0]["branch"].update(vague="limbo"), "branch vague: 'limbo'"),
+    (lambda d: d["buttons"]["out_of_scope"].append({"label": "x", "value": "go:limbo"}), "go:limbo"),
 ])
 def test_a_broken_step_graph_fails_at_load(data, change, complaint):
     edit(data / "flow.yaml", change)

@@ -29,16 +29,18 @@ LC = load_lifecycle()
 EXPECTED = {
     "draft": ["ready", "submitted", "closed"],
     "ready": ["draft", "submitted", "closed"],
-    "submitted": ["accepted", "action_taken", "rejected", "escalated", "closed"],
-    "accepted": ["action_taken", "rejected", "escalated", "closed"],
+    "submitted": ["accepted", "action_taken", "rejected", "no_response", "escalated", "closed"],
+    "accepted": ["action_taken", "rejected", "no_response", "escalated", "closed"],
     "action_taken": ["escalated", "closed"],
     "rejected": ["escalated", "closed"],
-    "escalated": ["accepted", "action_taken", "rejected", "escalated", "closed"],
+    "no_response": ["accepted", "action_taken", "rejected", "escalated", "closed"],
+    "escalated": ["accepted", "action_taken", "rejected", "no_response", "escalated", "closed"],
     "closed": [],
 }
 LABELS = {
     "draft": "草稿", "ready": "材料齐全", "submitted": "已提交", "accepted": "已受理",
-    "action_taken": "已处理", "rejected": "被驳回", "escalated": "已升级", "closed": "已结案",
+    "action_taken": "已处理", "rejected": "被驳回", "no_response": "没有回应", "escalated": "已升级",
+    "closed": "已结案",
 }
 STATUSES = list(EXPECTED)
 
@@ -143,7 +145,7 @@ def test_refusal_message_reads_as_specified():
     with pytest.raises(TransitionRefused) as exc:
         transition(case_in("submitted"), "draft", who="user", now=NOW)
     assert str(exc.value) == (
-        '当前状态"已提交"不能直接改为"草稿"。可以改为:已受理、已处理、被驳回、已升级、已结案(撤回)。')
+        '当前状态"已提交"不能直接改为"草稿"。可以改为:已受理、已处理、被驳回、没有回应、已升级、已结案(撤回)。')
 
 
 # -- closing --------------------------------------------------------------------------
@@ -323,6 +325,11 @@ def test_missing_evidence():
     ]}
     assert [e["id"] for e in missing_evidence(case)] == ["a", "d"]
     assert missing_evidence({}) == []
+    # what the case holds itself counts, for cases saved before it was marked
+    old = {"links": ["https://weibo.com/1/x"], "contact": "13800138000", "evidence": [
+        {"id": "url_or_locator", "title": "链接", "required": True, "provided": False},
+        {"id": "reporter_contact", "title": "联系方式", "required": True, "provided": False}]}
+    assert missing_evidence(old) == []
 
 
 @pytest.mark.parametrize("status", STATUSES)

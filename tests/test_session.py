@@ -136,6 +136,15 @@ async def test_a_case_followed_to_the_end_parallel_channels_contact_and_a_confir
     case = await store.get(case_id)
     assert case["contact"] == "13800138000"
     assert next(e for e in case["evidence"] if e["id"] == "reporter_contact")["provided"]
+    # the evidence package and the draft come from the stored case
+    replies = await alice.turn({"type": "text", "text": "证据包"})
+    (pack,) = [r["file"] for r in replies if "file" in r]
+    assert case_id in pack["name"] and "https://m.weibo.cn/status/4987654321" in pack["content"]
+    replies = await alice.turn({"type": "text", "text": "查看草稿"})
+    assert "13800138000" in said(replies) and "【联系人及电话】" not in said(replies)
+    replies = await alice.turn({"type": "text", "text": "下载草稿文件"})
+    (draft,) = [r["file"] for r in replies if "file" in r]
+    assert draft["name"] == f"huqi-report-{case_id}.txt" and "13800138000" in draft["content"]
     # the platform acted; closing as resolved is offered, and confirmed before it happens
     await alice.turn({"type": "text", "text": "平台已处理"})
     replies = await alice.turn({"type": "text", "text": "已删除"})
@@ -149,3 +158,46 @@ async def test_a_case_followed_to_the_end_parallel_channels_contact_and_a_confir
     replies = await alice.turn({"type": "text", "text": "👍"})
     case = await store.get(case_id)
     assert case["status"] == "closed" and case["history"][-1]["reason"] == "resolved"
+
+
+async def test_answering_a_reminder_with_acted_asks_about_that_channel(engine):
+    from dialogs.typeset import typeset
+    store = open_store(None, backend="memory")
+    later = datetime.now(timezone.utc) + timedelta(days=8)
+    alice = Session(engine, store, {"messenger": "telegram", "user_id": "1001"})
+    case_id = await saved_case(alice)
+    await alice.turn({"type": "command", "name": "cases"})
+    await alice.turn({"type": "button", "value": f"case:{case_id}"})
+    for line in ("我已提交到一个渠道", "平台", "WB-3"):
+        await alice.turn({"type": "text", "text": line})
+    back = Session(engine, store, alice.owner, clock=lambda: later)
+    back.start()
+    assert await back.due_reminders()
+    replies = await back.turn({"type": "button", "value": f"rem:done:{case_id}"})
+    assert typeset(engine.flow.tracking["ask_outcome"].format(channel="平台")) in said(replies)
+    await back.turn({"type": "text", "text": "已删除"})
+    case = await store.get(case_id)
+    assert case["channels"]["platform"]["status"] == "action_taken" and case["status"] == "action_taken"
+    assert await back.due_reminders() == []            # answered: no more reminders
+
+
+async def test_no_response_is_recorded_on_that_channel_and_the_next_one_is_offered(engine):
+    store = open_store(None, backend="memory")
+    alice = Session(engine, store, {"messenger": "telegram", "user_id": "1001"})
+    case_id = await saved_case(alice)
+    await alice.turn({"type": "command", "name": "cases"})
+    await alice.turn({"type": "button", "value": f"case:{case_id}"})
+    for line in ("我已提交到一个渠道", "平台", "WB-3"):
+        await alice.turn({"type": "text", "text": line})
+    replies = await alice.turn({"type": "text", "text": "平台没有回应,找下一个渠道"})
+    case = await store.get(case_id)
+    assert case["channels"]["platform"]["status"] == "no_response"
+    offered = [b["value"] for r in replies for row in r.get("buttons") or [] for b in row]
+    assert "act:escalate:province" in offered
+    await alice.turn({"type": "button", "value": "act:escalate:province"})
+    case = await store.get(case_id)
+    assert case["channels"]["platform"]["status"] == "no_response"      # the platform's track stays
+    assert case["channels"]["province"]["status"] == "escalated" and case["status"] == "escalated"
+    # the platform may still answer later
+    await alice.turn({"type": "text", "text": "平台已受理"})
+    assert (await store.get(case_id))["channels"]["platform"]["status"] == "accepted"
