@@ -51,7 +51,7 @@ class Result:
 
 _DECAY_ARRAY = DECAY ** np.arange(64)
 _SUB, _TYPE, _BLOCK, _FLAG, _NOT_FLAG = range(5)     # what a cue votes for
-_NEGATED_SPAN = re.compile(r"(?:没有|不是|并非|从未|并无|从来没|从没|根本没)[^,.;!?，。；！？]{0,8}")
+_NEGATED_SPAN = re.compile(r"(?:没有|不是|并非|从未|并无|从来没|从没|根本没|未见|未发现)[^,.;!?，。；！？]{0,8}")
 
 
 def _squash(raw: float) -> float:
@@ -207,6 +207,7 @@ class Classifier:
                 # stated reason: wording alone weighs less there
                 share = np.where(self.not_infringement & (own == 0), BAYES_OTHER, self.learned_share)
                 learned = BAYES_WEIGHT * share * posterior
+                learned[silenced] = 0.0     # what a blocking phrase rules out, wording does not bring back
                 raw += learned
         if text and self.examples and best_said < FUZZY_ENOUGH and not norm.english:
             # like the typo search, a fallback: strong cues need no look-alike example

@@ -12,7 +12,7 @@ from rapidfuzz import fuzz
 from .text import pair_keys
 
 NEGATIONS = frozenset("不没未非无别")
-NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没"})
+NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没", "未见", "未发现"})
 _NEGATION_STARTS = frozenset(w[0] for w in NEGATION_WORDS)
 _NEGATION_CHARS = NEGATIONS | _NEGATION_STARTS
 NEGATION_REACH = 5     # characters before a cue in which a negating word still counts
