@@ -94,6 +94,24 @@ def test_ids_of_any_json_kind_are_echoed_unchanged():
         assert_result(o)
 
 
+def test_an_id_json_cannot_write_back_is_kept_as_written():
+    """1e999 parses to infinity, which json would write as the non-JSON `Infinity`:
+    the id is echoed as the string it was written as, and the line is classified."""
+    raw = ['{"id": 1e999, "text": "有人冒充我们公司的官方账号"}',
+           '{"id": -1e999, "text": "有人冒充我们公司的官方账号"}',
+           '{"id": {"row": 1E400}, "text": "有人冒充我们公司的官方账号"}',
+           '{"id": NaN, "text": "有人冒充我们公司的官方账号"}',
+           '{"id": 2.5e3, "text": "有人冒充我们公司的官方账号"}']
+    data = b"".join(l.encode() + b"\n" for l in raw)
+    p = subprocess.run(_command(), input=data, capture_output=True, cwd=ROOT, timeout=60)
+    lines = p.stdout.decode("utf-8").splitlines()
+    assert len(lines) == len(raw)
+    out = [json.loads(l, parse_constant=lambda c: pytest.fail(f"{c} is not JSON")) for l in lines]
+    assert [o["id"] for o in out] == ["1e999", "-1e999", {"row": "1E400"}, "NaN", 2500.0]
+    for o in out:
+        assert_result(o)
+
+
 def test_matches_the_library():
     from knowledge import classify
     out, _ = run([case(i, t) for i, t in GOOD])
