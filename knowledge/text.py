@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import opencc
 
 _t2s = opencc.OpenCC("t2s")
-_s2t = opencc.OpenCC("s2t")
+_s2t = None    # built on first use: its dictionary takes ~0.1 s to load, and classifying never needs it
 
 MAX_CHARS = 5000  # descriptions longer than this are cut before matching
 
@@ -70,6 +70,9 @@ def to_simplified(text: str) -> str:
 
 
 def to_traditional(text: str) -> str:
+    global _s2t
+    if _s2t is None:
+        _s2t = opencc.OpenCC("s2t")
     return _s2t.convert(text)
 
 
@@ -81,6 +84,8 @@ def clean(text: str) -> str:
 def extract_links(text: str) -> list[tuple[str, str]]:
     """(link, host) pairs found in text; text must already be NFKC."""
     found = []
+    if "." not in text:         # every link has a dot before its top-level domain
+        return found
     for m in _URL.finditer(text):
         host = m.group(1).lower()
         link = m.group(0)
@@ -115,6 +120,8 @@ def normalise(raw: str) -> Normalised:
 
 def is_english(text: str) -> bool:
     """Mostly English: several latin words and hardly any Chinese (a platform name or two)."""
+    if len(text.encode("ascii", "ignore")) < 3 * ENGLISH_MIN_WORDS:
+        return False            # too few latin characters for that many words
     words = len(_LATIN_WORD.findall(text))
     return words >= ENGLISH_MIN_WORDS and len(_HAN.findall(text)) * 3 < words
 
