@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .text import pair_keys
+from .text import distinct, pair_keys
 
 SMOOTHING = 0.3
 TEMPERATURE = 2.0      # > 1 flattens the posterior (naive Bayes is overconfident)
@@ -19,12 +19,19 @@ class CharBayes:
         """labels: every class, in order; examples: (compact text, label) pairs."""
         self.labels = labels
         index = {label: i for i, label in enumerate(labels)}
-        # every example's distinct character pairs as integer keys, with its label
-        per_text = [np.unique(pair_keys(text)) for text, _ in examples]
+        # every example's distinct character pairs as integer keys, with its label:
+        # (key, example) pairs made unique in one pass, so a pair counts once per example
+        per_text = [pair_keys(text) for text, _ in examples]
         keys = np.concatenate(per_text) if per_text else np.zeros(0, dtype=np.int64)
-        label_of = np.repeat(np.array([index[label] for _, label in examples], dtype=np.intp),
-                             [len(k) for k in per_text]) if per_text else np.zeros(0, dtype=np.intp)
-        self._keys, row = np.unique(keys, return_inverse=True)     # the vocabulary, sorted
+        example = np.repeat(np.arange(len(per_text), dtype=np.int64), [len(k) for k in per_text])
+        both = distinct((keys << 12) | example) if len(examples) < 4096 else \
+            distinct(keys * len(examples) + example)
+        keys, example = (both >> 12, both & 4095) if len(examples) < 4096 else \
+            (both // len(examples), both % len(examples))
+        label_of = np.array([index[label] for _, label in examples], dtype=np.intp)[example] \
+            if len(examples) else np.zeros(0, dtype=np.intp)
+        self._keys = distinct(keys)                                # the vocabulary, sorted
+        row = np.searchsorted(self._keys, keys)
         counts = np.full((len(self._keys), len(labels)), SMOOTHING)
         np.add.at(counts, (row, label_of), 1.0)
         logp = np.log(counts / counts.sum(axis=0))
@@ -39,7 +46,7 @@ class CharBayes:
 
     def posterior_of(self, compact: str) -> np.ndarray | None:
         """posterior() of every character pair of compact text, looked up with arrays."""
-        return self._from_keys(np.unique(pair_keys(compact)))
+        return self._from_keys(distinct(pair_keys(compact)))
 
     def _from_keys(self, keys: np.ndarray) -> np.ndarray | None:
         if not len(self._keys) or not len(keys):

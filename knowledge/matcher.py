@@ -9,7 +9,7 @@ import ahocorasick
 import numpy as np
 from rapidfuzz import fuzz
 
-from .text import pair_keys
+from .text import distinct, pair_keys
 
 NEGATIONS = frozenset("不没未非无别")
 NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没", "未见", "未发现"})
@@ -137,7 +137,7 @@ class CueIndex:
         ok = counts >= self._need
         maybe = (counts > 0) & self._short & ~ok
         if maybe.any():
-            chars = np.unique(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+            chars = distinct(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
             have = np.bincount(_lookup(self._chars, chars.astype(np.int64))[0], minlength=len(self._long))
             ok |= maybe & (have >= self._need_chars)
         seen = np.full(len(self._long), len(text), dtype=np.int64)

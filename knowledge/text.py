@@ -133,3 +133,12 @@ def pair_keys(text: str):
         return np.zeros(0, dtype=np.int64)
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
     return (codes[:-1] << 21) | codes[1:]
+
+
+def distinct(keys):
+    """The sorted distinct values of a numpy array (np.unique without its numpy.ma import)."""
+    import numpy as np
+    keys = np.sort(keys)
+    if len(keys) > 1:
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    return keys
