@@ -1,7 +1,6 @@
 """Classify a description: ranked sub-types with scores, the type, the platform and the flags."""
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -9,7 +8,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from . import taxonomy
-from .matcher import FUZZY_MIN_LEN, CueIndex, parse_cue
+from .matcher import FUZZY_MIN_LEN, CueIndex, denied_spans, parse_cue
 from .platforms import PlatformResolver
 from .text import Normalised, normalise
 
@@ -51,7 +50,7 @@ class Result:
 
 _DECAY_ARRAY = DECAY ** np.arange(64)
 _SUB, _TYPE, _BLOCK, _FLAG, _NOT_FLAG = range(5)     # what a cue votes for
-_NEGATED_SPAN = re.compile(r"(?:没有|不是|并非|从未|并无|从来没|从没|根本没|未见|未发现)[^,.;!?，。；！？]{0,8}")
+DENIED_REACH = 8         # characters after a negating word that its denial covers
 
 
 def _squash(raw: float) -> float:
@@ -211,7 +210,8 @@ class Classifier:
         learned = self.no_learning
         # the examples are Chinese: their wording says nothing about an English text
         if text and self.bayes is not None and not norm.english:
-            plain = _NEGATED_SPAN.sub("|", text)      # what is denied says nothing of the kind
+            # what is denied says nothing of the kind
+            plain = denied_spans(text, DENIED_REACH)
             posterior = self.bayes.posterior_of(plain)
             if posterior is not None:
                 # a catch-all is chosen for lack of specifics, and "not infringement" needs a

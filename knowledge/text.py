@@ -32,6 +32,7 @@ _LOOSE_SPACE = re.compile(r" (?![a-z0-9])|(?<![a-z0-9]) ")
 # variant spellings OpenCC leaves alone
 _VARIANTS = {"帐号": "账号", "帐户": "账户", "撤消": "撤销", "徵": "征"}
 _VARIANT = re.compile("|".join(map(re.escape, _VARIANTS)))
+_VARIANT_FIRST = frozenset(v[0] for v in _VARIANTS)
 # control characters (C0, C1), zero-width marks, BOM, lone surrogates
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2060-\u2064\ufeff\ufffd\ud800-\udfff]")
 
@@ -78,7 +79,9 @@ def to_traditional(text: str) -> str:
 
 def clean(text: str) -> str:
     """NFKC (full-width to half-width), control characters dropped."""
-    return _CONTROL.sub("", unicodedata.normalize("NFKC", text))
+    text = unicodedata.normalize("NFKC", text)
+    # printable text has no control or zero-width character (U+FFFD is printable)
+    return _CONTROL.sub("", text) if not text.isprintable() or "\ufffd" in text else text
 
 
 def extract_links(text: str) -> list[tuple[str, str]]:
@@ -105,12 +108,17 @@ def normalise(raw: str) -> Normalised:
     converted = _t2s.convert(without_links)
     traditional = is_traditional(without_links, converted)
     simplified = converted.lower()
-    simplified = _VARIANT.sub(lambda m: _VARIANTS[m.group(0)], simplified)
-    text = _SPACE.sub(" ", simplified).strip()
+    if any(ch in simplified for ch in _VARIANT_FIRST):
+        simplified = _VARIANT.sub(lambda m: _VARIANTS[m.group(0)], simplified)
+    # printable text has no whitespace but the plain space (NFKC made the others one)
+    if simplified.isprintable() and "  " not in simplified:
+        text = simplified.strip()
+    else:
+        text = _SPACE.sub(" ", simplified).strip()
     return Normalised(
         original=raw,
         text=text,
-        compact=_LOOSE_SPACE.sub("", text),
+        compact=_LOOSE_SPACE.sub("", text) if " " in text else text,
         links=tuple(l for l, _ in links),
         hosts=tuple(h for _, h in links),
         traditional=traditional,
