@@ -53,6 +53,9 @@ def assert_result(obj: dict) -> None:
         assert isinstance(x["score"], (int, float)) and 0 <= x["score"] <= 1
     assert [x["score"] for x in c] == sorted((x["score"] for x in c), reverse=True)
     assert obj["platform"] is None or obj["platform"] in knowledge().platforms
+    # extra field: every platform seen, the case's own first
+    assert isinstance(obj["platforms"], list) and set(obj["platforms"]) <= set(knowledge().platforms)
+    assert obj["platform"] == (obj["platforms"][0] if obj["platforms"] else None)
     assert isinstance(obj["flags"], list) and set(obj["flags"]) <= set(taxonomy.FLAGS)
 
 
