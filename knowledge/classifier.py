@@ -152,15 +152,13 @@ class Classifier:
         total = np.zeros(self.n_targets)
         if not hits:
             return total
-        ci = np.fromiter((h[0] for h in hits), dtype=np.intp, count=len(hits))
-        credit = np.fromiter((h[1] for h in hits), dtype=float, count=len(hits))
-        tgt = self.cue_target[ci]
-        w = self.cue_weight[ci] * credit
-        order = np.lexsort((-w, tgt))
+        pairs = np.array(hits)                     # (cue, credit) rows
+        tgt = self.cue_target[pairs[:, 0].astype(np.intp)]
+        w = self.cue_weight[pairs[:, 0].astype(np.intp)] * pairs[:, 1]
+        order = np.argsort(tgt * (2 * STRONG + 1.0) - w, kind="stable")   # by target, best cue first
         tgt, w = tgt[order], w[order]
         rank = np.arange(len(tgt)) - np.searchsorted(tgt, tgt)
-        return np.bincount(tgt, w * _DECAY_ARRAY[np.minimum(rank, len(_DECAY_ARRAY) - 1)],
-                           minlength=self.n_targets)
+        return np.bincount(tgt, w * DECAY ** rank, minlength=self.n_targets)
 
     def _score(self, norm: Normalised) -> tuple[np.ndarray, dict[str, list[str]], set[str], np.ndarray]:
         """(score per sub-type, cues that fired per sub-type, flags stated, the learned part of the score)."""
