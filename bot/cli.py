@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
@@ -40,6 +41,11 @@ def cmd_kb_check(args) -> int:
     return 0
 
 
+def _finite_or_text(literal: str) -> float | str:
+    value = float(literal)
+    return value if math.isfinite(value) else literal
+
+
 def classify_line(clf, line: bytes | str, lineno: int) -> dict:
     """One JSONL input line to one output object; bad lines become error objects."""
     if isinstance(line, bytes):
@@ -49,7 +55,8 @@ def classify_line(clf, line: bytes | str, lineno: int) -> dict:
             return {"id": None, "line": lineno, "error": "line is not UTF-8 text"}
     line = line.lstrip("\ufeff")
     try:
-        obj = json.loads(line)
+        # a number JSON cannot write back (1e999, NaN) is kept as the text it was written as
+        obj = json.loads(line, parse_float=_finite_or_text, parse_constant=str)
     except (json.JSONDecodeError, RecursionError) as e:
         return {"id": None, "line": lineno, "error": f"not valid JSON: {str(e)[:80]}"}
     if not isinstance(obj, dict):
