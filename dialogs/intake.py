@@ -36,6 +36,8 @@ class IntakeSteps:
             # read in Simplified: the name goes into a draft for a mainland platform
             case["enterprise"] = _enterprise_in(self.company, to_simplified(text), self.flow.not_enterprise)
         state["pending"]["province_guess"] = self._province_guess(case)
+        if getattr(result, "english", False):
+            out.append(self._msg("english_note"))
         if result.links:
             out.append(self._msg("link_kept", links="\n".join(result.links)))
         scope = [c for c in result.candidates if not c["subtype"].startswith("out_of_scope")]

@@ -364,7 +364,7 @@ class Tracker:
         out.append({"text": "\n".join(lines), "buttons": buttons})
 
     def _events(self, case: dict, limit: int | None) -> list[str]:
-        history = [h for h in case.get("history") or [] if isinstance(h, dict)]
+        history = [h for h in case.get("history") or [] if isinstance(h, dict) and h.get("to")]  # status changes
         shown = history[-limit:] if limit else history
         return [self._text("case_history_item", when=str(h.get("when", ""))[:10], to=self.lc.label(h.get("to")),
                            channel=self.lc.channel_label(h["channel"]) if h.get("channel") else "",
