@@ -303,6 +303,7 @@ def test_unconfirmed_platform_instructions_are_worded_as_such(engine):
     weibo = engine.kb.platforms["weibo"]["complaint"]
     assert weibo.get("verified") is False
     assert "以平台页面为准" in plan
+    assert "以平台页面为准" in transcript[-1][0]["text"]       # on the card too
 
 
 def test_a_weakly_matching_question_is_offered_not_asserted(engine):
