@@ -265,8 +265,9 @@ class IntakeSteps:
         return self._text_describe(state, text, out)
 
     def _text_done(self, state: dict, text: str, out: list[dict]) -> bool:
-        if PHONE.search(text) and state["case"].get("case_id"):
-            self.tracker.contact_text(state, state["case"]["case_id"], text, out)
+        saved = state["pending"].get("open_case") or state["case"].get("case_id")
+        if PHONE.search(text) and saved:
+            self.tracker.contact_text(state, saved, text, out)
             return True
         return self._text_result(state, text, out)
 
