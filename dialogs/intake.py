@@ -257,6 +257,10 @@ class IntakeSteps:
             return True
         if self._maybe_faq(state, text, out):
             return True
+        result = self.clf.classify(text)
+        if result.subtype == "out_of_scope.other" or len(normalise(text).compact) < \
+                self.flow.limits["min_describe_chars"] * 2:
+            return False       # not a new incident (an old button's words, a greeting): the plan stays
         # a new description after a finished plan starts a new intake
         from .engine import new_state
         lang = state["lang"]

@@ -428,3 +428,13 @@ def test_my_cases_with_none_saved_says_so_and_asks_the_open_question_again(engin
     from dialogs.typeset import typeset
     assert typeset(engine.flow.tracking["no_cases"]) in texts(replies)
     assert values(replies) == asked and state["step"] == "confirm"
+
+
+def test_words_that_are_not_a_new_incident_keep_the_plan(engine):
+    state, _ = run_to_result(engine, CASES[2][1], CASES[2][0])
+    for words in ("下载举报草稿", "好的谢谢", "嗯"):
+        after, replies = engine.handle(state, {"type": "text", "text": words})
+        assert after["step"] == "result" and after["case"] == state["case"], words
+        assert "save" in values(replies)
+    after, replies = engine.handle(state, {"type": "text", "text": CASES[0][1]})     # a new incident: a new intake
+    assert after["step"] == "confirm" and CASES[0][0] in after["case"]["candidates"]
