@@ -203,9 +203,19 @@ class CardBuilder:
                                                       type_id=key[4]))
 
     def evidence(self, case: dict) -> list[dict]:
-        key = ("evidence", case["type"], case.get("reporter_role") == "agent", case.get("subtype"),
+        """The checklist; with several sub-types, the items of each (once, in order)."""
+        subtypes = [s for s in case.get("subtypes") or [] if taxonomy.type_of(s) == case["type"]] or [case.get("subtype")]
+        key = ("evidence", case["type"], case.get("reporter_role") == "agent", tuple(subtypes),
                tuple(case.get("flags") or ()))
-        return self._cached(key, lambda: checklist(self.kb, key[1], agent=key[2], subtype=key[3], flags=list(key[4])))
+
+        def build() -> list[dict]:
+            merged: dict[str, dict] = {}
+            for sid in key[3]:
+                for item in checklist(self.kb, key[1], agent=key[2], subtype=sid, flags=list(key[4])):
+                    if item["id"] not in merged or item.get("relevant"):
+                        merged[item["id"]] = item if item["id"] not in merged else dict(merged[item["id"]], relevant=True)
+            return list(merged.values())
+        return self._cached(key, build)
 
     def _cached(self, key: tuple, build) -> list[dict]:
         """Plans and checklists depend only on a few case fields: computed once per combination."""

@@ -438,3 +438,12 @@ def test_words_that_are_not_a_new_incident_keep_the_plan(engine):
         assert "save" in values(replies)
     after, replies = engine.handle(state, {"type": "text", "text": CASES[0][1]})     # a new incident: a new intake
     assert after["step"] == "confirm" and CASES[0][0] in after["case"]["candidates"]
+
+
+def test_several_subtypes_gather_the_materials_of_each(engine):
+    one = {"type": "interference", "subtype": "interference.extortion", "subtypes": ["interference.extortion"],
+           "flags": [], "reporter_role": "self"}
+    both = dict(one, subtypes=["interference.extortion", "interference.account_matrix"])
+    ids_one = [e["id"] for e in engine.card.evidence(one)]
+    ids_both = [e["id"] for e in engine.card.evidence(both)]
+    assert set(ids_one) < set(ids_both) and len(ids_both) == len(set(ids_both))
