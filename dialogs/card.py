@@ -76,12 +76,19 @@ class CardBuilder:
         flags = case.get("flags") or []
         if flags:
             parts.append(self.flow.text("card_flags", flags=self.join(self.kb.flags[f]["title"] for f in flags)))
-        now = next((s for s in self._plan_shown(case) if s.get("kind", "do") == "do" and not s.get("if")), None)
+        shown = self._plan_shown(case)
+        now = next((s for s in shown if s.get("kind", "do") == "do" and not s.get("if")), None)
         if now:
             parts.append(self.flow.text("card_now", channel=self.flow.channels.get(now["channel"], now["channel"]),
                                         what=_first_sentence(now["what"])))
             if now.get("contact_line"):
-                parts.append(self.flow.text("card_now_contact", contact=_first_line(now["contact_line"])))
+                parts.append(self._contact(now, _first_line(now["contact_line"])))
+            # a channel to go to at the same time (the police, where money is demanded)
+            also = next((s for s in shown if s.get("kind", "do") == "do" and not s.get("if")
+                         and s["channel"] != now["channel"]), None)
+            if also:
+                parts.append(self.flow.text("card_also", channel=self.flow.channels.get(also["channel"], also["channel"]),
+                                            what=_first_sentence(also["what"])))
         if not case.get("links"):
             parts.append(self.flow.text("card_no_link"))
         top = self.top_materials(case)
@@ -99,9 +106,16 @@ class CardBuilder:
         """The few materials that matter most: what the user must bring (not what huqi's draft supplies)."""
         items = [e for e in self.evidence(case) if not self._provided_by_intake(case, e["id"])]
         rank = {"agent": 1, "acceptance": 2}
-        first = [e for e in items if e.get("relevant")][:1]
+        first = sorted((e for e in items if e.get("relevant")), key=lambda e: self._specificity(case, e["id"]))[:1]
         rest = sorted((e for e in items if e not in first and e["group"] != "type"), key=lambda e: rank.get(e["group"], 3))
         return (first + rest)[: self.flow.limits["top_materials"]]
+
+    def _specificity(self, case: dict, item_id: str) -> tuple:
+        """Items tagged with one of the case's flags first, then those aimed at fewer sub-types."""
+        block = (self.kb.evidence.get("by_type") or {}).get(case["type"]) or {}
+        entry = next((e for e in block.get("items") or [] if e.get("id") == item_id), {})
+        flagged = bool(set(entry.get("flags") or []) & set(case.get("flags") or []))
+        return (not flagged, len(entry.get("subtypes") or []) or 99)
 
     def _provided_by_intake(self, case: dict, item_id: str) -> bool:
         """Materials the intake already holds (the link, the contact) or huqi's draft is (statement, pledge)."""
@@ -127,11 +141,7 @@ class CardBuilder:
                 lines.append(self.flow.text("result_plan_step", **values))
             contact = step.get("contact_line")
             if contact:
-                # what no seed says is general knowledge, worded as such
-                key = "result_contact"
-                if not (step.get("contact") or {}).get("verified", True):
-                    key = "result_contact_unverified" if step["channel"] == "platform" else "result_contact_unverified_official"
-                lines.append(self.flow.text(key, contact=contact))
+                lines.append(self._contact(step, contact))
         out.append({"text": "\n".join(lines)})
         measures = self.measures(case, flags)
         if measures:
@@ -148,6 +158,13 @@ class CardBuilder:
             for m in expected_measures(self.kb, case["type"], flags, subtype=sid):
                 found.setdefault(m["id"], m)
         return list(found.values())
+
+    def _contact(self, step: dict, contact: str) -> str:
+        """A channel's contact line; what no seed says is general knowledge, worded as such."""
+        key = "result_contact"
+        if not (step.get("contact") or {}).get("verified", True):
+            key = "result_contact_unverified" if step["channel"] == "platform" else "result_contact_unverified_official"
+        return self.flow.text(key, contact=contact)
 
     def materials_view(self, case: dict) -> list[dict]:
         """Every material with its hint."""
@@ -194,9 +211,19 @@ class CardBuilder:
                                                       type_id=key[4]))
 
     def evidence(self, case: dict) -> list[dict]:
-        key = ("evidence", case["type"], case.get("reporter_role") == "agent", case.get("subtype"),
+        """The checklist; with several sub-types, the items of each (once, in order)."""
+        subtypes = [s for s in case.get("subtypes") or [] if taxonomy.type_of(s) == case["type"]] or [case.get("subtype")]
+        key = ("evidence", case["type"], case.get("reporter_role") == "agent", tuple(subtypes),
                tuple(case.get("flags") or ()))
-        return self._cached(key, lambda: checklist(self.kb, key[1], agent=key[2], subtype=key[3], flags=list(key[4])))
+
+        def build() -> list[dict]:
+            merged: dict[str, dict] = {}
+            for sid in key[3]:
+                for item in checklist(self.kb, key[1], agent=key[2], subtype=sid, flags=list(key[4])):
+                    if item["id"] not in merged or item.get("relevant"):
+                        merged[item["id"]] = item if item["id"] not in merged else dict(merged[item["id"]], relevant=True)
+            return list(merged.values())
+        return self._cached(key, build)
 
     def _cached(self, key: tuple, build) -> list[dict]:
         """Plans and checklists depend only on a few case fields: computed once per combination."""

@@ -191,7 +191,10 @@ class Engine(IntakeSteps):
         if nxt == "facts":
             self._open_facts(state)
         if nxt == "result":
-            out.extend(self.card.result(state["case"]))
+            card = self.card.result(state["case"])
+            card[-1]["buttons"] = self._buttons(state)    # the rest of the plan is behind the card's buttons
+            out.extend(card)
+            return
         out.extend(self._prompt(state))
 
     def _skipped(self, state: dict, step: str) -> bool:

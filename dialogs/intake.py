@@ -259,6 +259,10 @@ class IntakeSteps:
             return True
         if self._maybe_faq(state, text, out):
             return True
+        result = self.clf.classify(text)
+        if result.subtype == "out_of_scope.other" or len(normalise(text).compact) < \
+                self.flow.limits["min_describe_chars"] * 2:
+            return False       # not a new incident (an old button's words, a greeting): the plan stays
         # a new description after a finished plan starts a new intake
         from .engine import new_state
         lang = state["lang"]
@@ -267,8 +271,9 @@ class IntakeSteps:
         return self._text_describe(state, text, out)
 
     def _text_done(self, state: dict, text: str, out: list[dict]) -> bool:
-        if PHONE.search(text) and state["case"].get("case_id"):
-            self.tracker.contact_text(state, state["case"]["case_id"], text, out)
+        saved = state["pending"].get("open_case") or state["case"].get("case_id")
+        if PHONE.search(text) and saved:
+            self.tracker.contact_text(state, saved, text, out)
             return True
         return self._text_result(state, text, out)
 

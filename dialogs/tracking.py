@@ -327,14 +327,15 @@ class Tracker:
         elif kind == "transitioned":
             case = event.get("case")
             then = state["pending"].pop("then", None)
-            if event.get("error") or not _valid(case):
+            offer = then in ("escalate", "escalate_offer") and _valid(case)
+            if event.get("error") and not offer or not _valid(case):
                 out.append({"text": self._text("refused", message=str(event.get("error") or ""))})
-            else:
+            elif not event.get("error"):
                 out.append({"text": self._text("recorded", case_id=case["id"], status=self.lc.label(case.get("status")))})
             if _valid(case):
                 self._card(state, case, out)
-                if then in ("escalate", "escalate_offer") and not event.get("error"):
-                    self._escalate_offer(state, case, out)
+            if offer:      # the silence could not be recorded (already answered): the next channel all the same
+                self._escalate_offer(state, case, out)
         elif kind == "snoozed":
             out.append({"text": self._text("snoozed", days=event.get("days", ""))})
         elif kind == "reminder":
@@ -428,7 +429,7 @@ class Tracker:
         for ch, t in sorted(tr.items(), key=lambda kv: kv[1].get("order", 0)):
             nxt = next_channel(case, self.lc, after=ch)
             if t.get("status") in WAITING + ("rejected",) and nxt and nxt["channel"] not in tr:
-                key = "no_response" if ch in p["silent"] else "after_rejected"
+                key = "after_rejected" if t.get("status") == "rejected" else "no_response"
                 buttons.append(self._button(key, f"act:escalate_offer:{ch}", channel=self.lc.channel_label(ch)))
         if any(o["to"] == "submitted" for o in possible) or not tr:
             buttons.append(self._button("submitted", "act:submit"))

@@ -303,6 +303,7 @@ def test_unconfirmed_platform_instructions_are_worded_as_such(engine):
     weibo = engine.kb.platforms["weibo"]["complaint"]
     assert weibo.get("verified") is False
     assert "以平台页面为准" in plan
+    assert "以平台页面为准" in transcript[-1][0]["text"]       # on the card too
 
 
 def test_a_weakly_matching_question_is_offered_not_asserted(engine):
@@ -427,3 +428,22 @@ def test_my_cases_with_none_saved_says_so_and_asks_the_open_question_again(engin
     from dialogs.typeset import typeset
     assert typeset(engine.flow.tracking["no_cases"]) in texts(replies)
     assert values(replies) == asked and state["step"] == "confirm"
+
+
+def test_words_that_are_not_a_new_incident_keep_the_plan(engine):
+    state, _ = run_to_result(engine, CASES[2][1], CASES[2][0])
+    for words in ("下载举报草稿", "好的谢谢", "嗯"):
+        after, replies = engine.handle(state, {"type": "text", "text": words})
+        assert after["step"] == "result" and after["case"] == state["case"], words
+        assert "save" in values(replies)
+    after, replies = engine.handle(state, {"type": "text", "text": CASES[0][1]})     # a new incident: a new intake
+    assert after["step"] == "confirm" and CASES[0][0] in after["case"]["candidates"]
+
+
+def test_several_subtypes_gather_the_materials_of_each(engine):
+    one = {"type": "interference", "subtype": "interference.extortion", "subtypes": ["interference.extortion"],
+           "flags": [], "reporter_role": "self"}
+    both = dict(one, subtypes=["interference.extortion", "interference.account_matrix"])
+    ids_one = [e["id"] for e in engine.card.evidence(one)]
+    ids_both = [e["id"] for e in engine.card.evidence(both)]
+    assert set(ids_one) < set(ids_both) and len(ids_both) == len(set(ids_both))

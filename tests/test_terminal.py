@@ -152,3 +152,24 @@ def test_a_case_with_all_materials_becomes_ready(tmp_path):
     assert case["status"] == "ready"
     assert [e["to"] for e in case["history"]] == ["draft", "ready"]
     assert all(e["provided"] for e in case["evidence"] if e["required"])
+
+
+def test_a_full_disk_at_save_is_one_sentence_and_the_chat_goes_on(tmp_path):
+    import asyncio
+    import io
+
+    from bot.store import open_store
+    from bot.terminal import run
+    from tests.test_session import FullDisk
+
+    store = FullDisk(open_store(None, backend="memory"))
+    lines = ["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1", "都没有",
+             "青禾食品有限公司", "深圳", "保存为案件", "渠道方案", "/quit"]
+    out = io.StringIO()
+    code = asyncio.run(run(io.StringIO("\n".join(lines) + "\n"), out, store=store, drafts_dir=tmp_path))
+    text = out.getvalue()
+    assert code == 0
+    assert "案件库暂时写不进去" in text                     # one clear sentence
+    assert "已保存为案件" not in text
+    assert text.count("举报渠道") >= 1                    # the conversation went on after it
+    assert "好的，已结束本次咨询" in text
