@@ -593,7 +593,10 @@ class PostgresStore(CaseStore):
                 await self._start()
                 async with self._locked_conn() as conn:
                     await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (NS_CHAT, key))
-                    yield
+                    try:
+                        yield
+                    finally:
+                        await _unlock(conn, NS_CHAT, key)
         finally:
             entry[1] -= 1
             if entry[1] == 0:
@@ -603,21 +606,29 @@ class PostgresStore(CaseStore):
     async def singleton(self, name: str) -> AsyncIterator[bool]:
         """True if this worker holds ``name`` (e.g. the reminder sweep); never waits for another."""
         self._check_open()
-        conn_cm = None
-        got = False
+        cm, conn, got = None, None, False
         try:
             await self._start()
-            conn_cm = self._locked_conn(timeout=min(self._timeout, 2.0))
-            conn = await conn_cm.__aenter__()
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (NS_SINGLETON, name))
-            got = bool((await cur.fetchone())[0])
+            cm = self._locked_conn(timeout=min(self._timeout, 2.0))
+            conn = await cm.__aenter__()
+            try:
+                cur = await conn.execute(
+                    "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (NS_SINGLETON, name)
+                )
+                got = bool((await cur.fetchone())[0])
+            except BaseException as e:
+                held, cm = cm, None
+                await held.__aexit__(type(e), e, e.__traceback__)  # StoreError for a database error
+                raise
         except StoreError as e:
             log.warning("singleton %s: %s", name, e)
         try:
             yield got
         finally:
-            if conn_cm is not None:
-                await conn_cm.__aexit__(None, None, None)
+            if cm is not None:
+                if got:
+                    await _unlock(conn, NS_SINGLETON, name)
+                await cm.__aexit__(None, None, None)
 
     @asynccontextmanager
     async def _locked_conn(self, timeout: Optional[float] = None) -> AsyncIterator[Any]:
@@ -685,6 +696,21 @@ _UPDATE_CASE = (
 
 async def _unlock_all(conn) -> None:
     await conn.execute("SELECT pg_advisory_unlock_all()")
+
+
+async def _unlock(conn, ns: int, key: str) -> None:
+    """Release now (the pool's reset would do it later, in the background);
+    if that fails, close the connection: its locks go with the session."""
+    import psycopg
+
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (ns, key))
+    except psycopg.Error as e:
+        log.warning("advisory unlock failed (%s): connection closed instead", type(e).__name__)
+        await conn.close()
+    except asyncio.CancelledError:
+        await conn.close()
+        raise
 
 
 async def _load(conn, cid: str) -> Optional[dict]:
