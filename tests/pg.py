@@ -182,7 +182,7 @@ def require_cluster() -> Cluster:
     return c
 
 
-_TABLES = "cases, case_history, reminders, conversation_states, outbox"
+_TABLES = "cases, case_history, reminders, retired_case_ids, conversation_states, outbox"
 _MIGRATED: set = set()
 
 

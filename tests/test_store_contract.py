@@ -11,9 +11,12 @@ import pytest
 
 from bot.caseid import is_case_id
 from bot.store import (
+    OUTBOX_STATUSES,
     CaseExists,
     CaseNotFound,
+    MessageNotFound,
     StoreClosed,
+    StoreError,
     open_store,
 )
 
@@ -54,6 +57,7 @@ def sample_case(owner=ALICE, **extra):
     return case
 
 
+# Every backend the contract runs against (the one list; add new ones here).
 BACKENDS = ["memory", "tinydb", "postgres"]
 
 
@@ -562,3 +566,388 @@ async def test_closed_store_refuses_calls(store):
         await store.get("HQ-2611-2222")
     with pytest.raises(StoreClosed):
         await store.create(sample_case())
+
+
+# -- case numbers are never issued twice -------------------------------------------
+
+
+def _fixed_draws(monkeypatch, draws):
+    """Make the random part of new case numbers come from ``draws``."""
+    import bot.caseid
+
+    seq = iter(draws)
+    monkeypatch.setattr(bot.caseid, "_random_part", lambda width: next(seq))
+
+
+async def test_purged_case_numbers_are_not_issued_again(store, opener, backend, clock, monkeypatch):
+    _fixed_draws(monkeypatch, ["AAAA", "AAAA", "BBBB"] + ["CCCC"] * 3)
+    a = await store.create(sample_case())
+    assert a["id"].endswith("-AAAA")
+    await store.update(a["id"], {"status": "closed"})
+    clock.advance(days=2)
+    assert await store.purge(timedelta(days=1)) == [a["id"]]
+    if backend != "memory":
+        store = await reopen(store, opener)
+    b = await store.create(sample_case())  # same month, same first draw
+    assert b["id"].endswith("-BBBB")
+    with pytest.raises(CaseExists):
+        await store.create(sample_case(id=a["id"]))
+
+
+# -- due reminders: owner, limit, index kept in step ------------------------------
+
+
+async def test_due_reminders_by_owner_and_limit(store):
+    cases = []
+    for i in range(6):
+        c = await store.create(sample_case(owner=ALICE if i % 2 else BOB))
+        await store.set_reminder(c["id"], T0 + timedelta(hours=6 - i), "follow_up")
+        cases.append(c)
+    now = T0 + timedelta(days=1)
+    everyone = await store.due_reminders(now)
+    assert [r["due"] for r in everyone] == sorted(r["due"] for r in everyone)
+    assert len(everyone) == 6
+    alice = await store.due_reminders(now, owner=ALICE)
+    assert {r["case_id"] for r in alice} == {c["id"] for c in cases if c["owner"] == ALICE}
+    assert alice == [r for r in everyone if r["case_id"] in {x["case_id"] for x in alice}]
+    assert await store.due_reminders(now, limit=2) == everyone[:2]
+    assert await store.due_reminders(now, owner=BOB, limit=1) == [
+        r for r in everyone if r["case_id"] not in {x["case_id"] for x in alice}
+    ][:1]
+    assert await store.due_reminders(now, owner={"messenger": "web", "user_id": "x"}) == []
+    assert await store.due_reminders(now, limit=0) == []
+    with pytest.raises(ValueError):
+        await store.due_reminders(now, limit=-1)
+
+
+async def test_due_reminder_index_follows_every_change(store, opener, backend, clock):
+    a = await store.create(sample_case())
+    await store.set_reminder(a["id"], T0, "follow_up")
+    await store.set_reminder(a["id"], T0 + timedelta(days=9), "follow_up")  # moved later
+    assert await store.due_reminders(T0 + timedelta(days=1)) == []
+    await store.update(a["id"], {"owner": BOB})  # a new owner takes the reminder along
+    assert await store.due_reminders(T0 + timedelta(days=10), owner=ALICE) == []
+    assert len(await store.due_reminders(T0 + timedelta(days=10), owner=BOB)) == 1
+    await store.append_event(a["id"], {"note": "x"})  # other writes keep it
+    assert len(await store.due_reminders(T0 + timedelta(days=10))) == 1
+    if backend != "memory":
+        store = await reopen(store, opener)
+    assert len(await store.due_reminders(T0 + timedelta(days=10), owner=BOB)) == 1
+    await store.clear_reminder(a["id"])
+    assert await store.due_reminders(T0 + timedelta(days=10)) == []
+
+
+async def test_due_reminders_are_private_copies(store):
+    a = await store.create(sample_case())
+    await store.set_reminder(a["id"], T0, "follow_up", note="n")
+    got = await store.due_reminders(T0)
+    got[0]["note"] = "changed"
+    got[0]["due"] = "2000-01-01T00:00:00+00:00"
+    assert await store.due_reminders(T0) == [{"case_id": a["id"], "kind": "follow_up", "due": iso(T0), "note": "n"}]
+
+
+# -- conversation states ----------------------------------------------------------
+
+
+async def test_states_round_trip_replace_delete(store):
+    assert await store.get_state("telegram:1") is None
+    assert await store.count_states() == 0
+    state = {"state": {"step": "where", "answers": {"平台": "微博"}}, "buttons": {"1": "x"}, "next": 2}
+    await store.put_state("telegram:1", state)
+    await store.put_state("web:ab12", {"step": "start"})
+    assert await store.get_state("telegram:1") == state
+    assert await store.count_states() == 2
+    await store.put_state("telegram:1", {"step": "done"})  # replaces, not merges
+    assert await store.get_state("telegram:1") == {"step": "done"}
+    await store.delete_state("telegram:1")
+    await store.delete_state("telegram:1")  # no error
+    await store.delete_state("telegram:999")
+    assert await store.get_state("telegram:1") is None
+    assert await store.get_state("web:ab12") == {"step": "start"}
+    assert await store.count_states() == 1
+
+
+async def test_states_are_private_copies(store):
+    state = {"a": [1, 2], "b": {"c": "d"}}
+    await store.put_state("telegram:1", state)
+    state["a"].append(3)
+    got = await store.get_state("telegram:1")
+    assert got == {"a": [1, 2], "b": {"c": "d"}}
+    got["b"]["c"] = "x"
+    assert await store.get_state("telegram:1") == {"a": [1, 2], "b": {"c": "d"}}
+
+
+@pytest.mark.parametrize("key", ["", " telegram:1", 'a"b', "a\\b", "a\nb", None, 5, "x" * 201])
+async def test_bad_state_keys_are_refused(store, key):
+    with pytest.raises(ValueError):
+        await store.put_state(key, {})
+    with pytest.raises(ValueError):
+        await store.get_state(key)
+
+
+async def test_bad_states_are_refused(store):
+    with pytest.raises(TypeError):
+        await store.put_state("telegram:1", ["not", "a", "dict"])
+    with pytest.raises(TypeError):
+        await store.put_state("telegram:1", {"when": datetime.now()})
+    assert await store.get_state("telegram:1") is None
+
+
+async def test_states_survive_reopen(store, opener, durable):
+    for i in range(20):
+        await store.put_state(f"telegram:{i}", {"n": i, "text": "你好" * i})
+    await store.put_state("telegram:3", {"n": 33})
+    await store.delete_state("telegram:4")
+    await store.put_states({f"web:{i}": {"w": i} for i in range(700)})  # more than one batch
+    store = await reopen(store, opener)
+    assert await store.count_states() == 19 + 700
+    assert await store.get_state("telegram:3") == {"n": 33}
+    assert await store.get_state("telegram:4") is None
+    assert await store.get_state("telegram:7") == {"n": 7, "text": "你好" * 7}
+    assert await store.get_state("web:699") == {"w": 699}
+
+
+async def test_concurrent_state_writes_keep_the_last(store):
+    await asyncio.gather(*(store.put_state(f"telegram:{i % 5}", {"i": i}) for i in range(50)))
+    assert await store.count_states() == 5
+    assert await store.get_state("telegram:4") == {"i": 49}
+
+
+# -- the outbox -------------------------------------------------------------------
+
+
+def note(case_id=None, **extra):
+    msg = {"kind": "status", "text": "您的案件已受理", "owner": dict(ALICE)}
+    if case_id:
+        msg["case_id"] = case_id
+    msg.update(extra)
+    return msg
+
+
+async def test_outbox_add_assigns_the_store_fields(store):
+    m = await store.outbox_add(note("HQ-2611-2222", buttons=[["已处理", "r:1"]]), now=T0)
+    assert m["status"] == "pending" and m["attempts"] == 0
+    assert m["created_at"] == m["next_at"] == iso(T0)
+    assert m["lease_until"] is None and m["sent_at"] is None and m["last_error"] is None
+    assert m["text"] == "您的案件已受理" and m["buttons"] == [["已处理", "r:1"]]  # opaque, kept
+    assert m["case_id"] == "HQ-2611-2222" and m["owner"] == ALICE
+    assert isinstance(m["id"], str)
+    later = await store.outbox_add(note(next_at=T0 + timedelta(hours=1)), now=T0)
+    assert later["next_at"] == iso(T0 + timedelta(hours=1))
+    forged = await store.outbox_add(note(id="x", status="sent", attempts=9), now=T0)
+    assert forged["id"] != "x" and forged["status"] == "pending" and forged["attempts"] == 0
+    ids = [m["id"], later["id"], forged["id"]]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert await store.outbox_get(m["id"]) == m
+    assert await store.outbox_get("nope") is None
+    with pytest.raises(TypeError):
+        await store.outbox_add("text")
+    with pytest.raises(TypeError):
+        await store.outbox_add({"text": object()})
+
+
+async def test_outbox_ids_sort_in_insertion_order(store):
+    ids = [(await store.outbox_add(note(n=i), now=T0))["id"] for i in range(25)]
+    assert ids == sorted(ids)
+    assert [m["n"] for m in await store.outbox_list()] == list(range(25))
+
+
+async def test_outbox_claim_due_oldest_first_with_limit(store):
+    first = await store.outbox_add(note(n=0), now=T0)
+    future = await store.outbox_add(note(n=1, next_at=T0 + timedelta(minutes=10)), now=T0)
+    rest = [await store.outbox_add(note(n=i), now=T0) for i in range(2, 6)]
+    got = await store.outbox_claim(T0, limit=3, lease_seconds=30)
+    assert [m["id"] for m in got] == [first["id"], rest[0]["id"], rest[1]["id"]]
+    for m in got:
+        assert m["status"] == "claimed" and m["lease_until"] == iso(T0 + timedelta(seconds=30))
+        assert (await store.outbox_get(m["id"]))["status"] == "claimed"
+    got2 = await store.outbox_claim(T0 + timedelta(seconds=1))
+    assert [m["id"] for m in got2] == [rest[2]["id"], rest[3]["id"]]  # not yet the future one
+    assert await store.outbox_claim(T0 + timedelta(seconds=2)) == []
+    later = await store.outbox_claim(T0 + timedelta(minutes=10))
+    # The future one is due now, and every lease has run out: all of them, oldest first.
+    assert [m["id"] for m in later] == sorted([first["id"], future["id"]] + [m["id"] for m in rest])
+    assert (await store.outbox_counts())["claimed"] == 6
+
+
+async def test_outbox_expired_lease_is_claimed_again(store):
+    m = await store.outbox_add(note(), now=T0)
+    assert [x["id"] for x in await store.outbox_claim(T0, lease_seconds=60)] == [m["id"]]
+    assert await store.outbox_claim(T0 + timedelta(seconds=59)) == []
+    again = await store.outbox_claim(T0 + timedelta(seconds=60), lease_seconds=60)  # lease over: a dead worker's
+    assert [x["id"] for x in again] == [m["id"]]
+    assert again[0]["lease_until"] == iso(T0 + timedelta(seconds=120))
+    assert again[0]["attempts"] == 0
+
+
+async def test_outbox_sent_retry_fail(store):
+    a, b, c, d = [await store.outbox_add(note(n=i), now=T0) for i in range(4)]
+    await store.outbox_claim(T0)
+    await store.outbox_sent(a["id"], T0 + timedelta(seconds=1))
+    got = await store.outbox_get(a["id"])
+    assert got["status"] == "sent" and got["sent_at"] == iso(T0 + timedelta(seconds=1))
+    await store.outbox_retry(b["id"], T0 + timedelta(minutes=5), "timeout")
+    got = await store.outbox_get(b["id"])
+    assert got["status"] == "pending" and got["attempts"] == 1 and got["last_error"] == "timeout"
+    assert got["next_at"] == iso(T0 + timedelta(minutes=5)) and got["lease_until"] is None
+    await store.outbox_fail(c["id"], "blocked", "Forbidden: bot was blocked by the user")
+    await store.outbox_fail(d["id"], "parked", "5 tries")
+    assert (await store.outbox_get(c["id"]))["status"] == "blocked"
+    assert (await store.outbox_get(d["id"]))["last_error"] == "5 tries"
+    assert await store.outbox_counts() == {"pending": 1, "claimed": 0, "sent": 1, "blocked": 1, "parked": 1}
+    # Sent and failed messages are final: never claimed again, whatever the time.
+    assert await store.outbox_claim(T0 + timedelta(minutes=4)) == []
+    again = await store.outbox_claim(T0 + timedelta(days=9))
+    assert [m["id"] for m in again] == [b["id"]]
+    await store.outbox_retry(b["id"], T0 + timedelta(days=10), "429")
+    assert (await store.outbox_get(b["id"]))["attempts"] == 2
+    with pytest.raises(ValueError):
+        await store.outbox_fail(b["id"], "sent", "x")
+    for call in (store.outbox_sent("nope", T0), store.outbox_retry("nope", T0, "x"),
+                 store.outbox_fail("nope", "parked", "x")):
+        with pytest.raises(MessageNotFound):
+            await call
+    assert issubclass(MessageNotFound, StoreError)
+
+
+async def test_outbox_list_and_counts(store):
+    assert await store.outbox_counts() == dict.fromkeys(OUTBOX_STATUSES, 0)
+    a1 = await store.outbox_add(note("HQ-2611-2222", n=1), now=T0)
+    b1 = await store.outbox_add(note("HQ-2611-3333", n=2), now=T0)
+    a2 = await store.outbox_add(note("HQ-2611-2222", n=3), now=T0)
+    op = await store.outbox_add({"kind": "new_case", "chat_id": "-100123", "text": "新案件"}, now=T0)
+    await store.outbox_claim(T0, limit=1)
+    await store.outbox_sent(a1["id"], T0)
+    assert [m["id"] for m in await store.outbox_list(case_id="HQ-2611-2222")] == [a1["id"], a2["id"]]
+    assert [m["id"] for m in await store.outbox_list(status="pending")] == [b1["id"], a2["id"], op["id"]]
+    assert [m["id"] for m in await store.outbox_list(case_id="HQ-2611-2222", status="sent")] == [a1["id"]]
+    assert [m["id"] for m in await store.outbox_list(limit=2)] == [a1["id"], b1["id"]]
+    assert await store.outbox_list(case_id="HQ-2611-9999") == []
+    assert (await store.outbox_list(case_id="HQ-2611-3333"))[0]["text"] == "您的案件已受理"
+    assert await store.outbox_counts() == {"pending": 3, "claimed": 0, "sent": 1, "blocked": 0, "parked": 0}
+    with pytest.raises(ValueError):
+        await store.outbox_list(status="lost")
+    listed = await store.outbox_list()
+    listed[0]["text"] = "changed"  # private copies
+    assert (await store.outbox_get(a1["id"]))["text"] == "您的案件已受理"
+
+
+async def test_outbox_two_concurrent_claimers_never_share(store):
+    for i in range(120):
+        await store.outbox_add(note(n=i), now=T0)
+
+    async def worker():
+        got = []
+        while True:
+            batch = await store.outbox_claim(T0, limit=7, lease_seconds=300)
+            if not batch:
+                return got
+            got += [m["id"] for m in batch]
+            await asyncio.sleep(0)
+
+    a, b = await asyncio.gather(worker(), worker())
+    assert not set(a) & set(b)
+    assert len(a) + len(b) == len(set(a) | set(b)) == 120
+    assert a and b  # both took part
+
+
+async def test_outbox_survives_reopen_and_claims_are_released(store, opener, durable, backend):
+    sent = await store.outbox_add(note(n=1), now=T0)
+    claimed = await store.outbox_add(note(n=2), now=T0)
+    retried = await store.outbox_add(note(n=3), now=T0)
+    await store.outbox_claim(T0, lease_seconds=3600)
+    await store.outbox_sent(sent["id"], T0)
+    await store.outbox_retry(retried["id"], T0 + timedelta(minutes=1), "500")
+    store = await reopen(store, opener)
+    assert (await store.outbox_get(sent["id"]))["status"] == "sent"
+    assert (await store.outbox_get(retried["id"]))["attempts"] == 1
+    got = await store.outbox_get(claimed["id"])
+    if backend == "postgres":  # shared by several workers: a claim stands until its lease runs out
+        assert got["status"] == "claimed" and await store.outbox_claim(T0) == []
+    else:
+        # The embedded store is single-process: a claim by the previous process is void.
+        assert got["status"] == "pending" and got["lease_until"] is None
+        assert [m["id"] for m in await store.outbox_claim(T0)] == [claimed["id"]]
+    new = await store.outbox_add(note(n=4), now=T0)
+    assert new["id"] > retried["id"]  # ids keep growing across reopen
+    assert await store.outbox_counts() == {"pending": 2, "claimed": 1, "sent": 1, "blocked": 0, "parked": 0}
+
+
+async def test_purge_removes_the_cases_outbox(store, clock):
+    a = await store.create(sample_case())
+    b = await store.create(sample_case())
+    ma = await store.outbox_add(note(a["id"], text="案件已办结"), now=T0)
+    mb = await store.outbox_add(note(b["id"]), now=T0)
+    await store.update(a["id"], {"status": "closed"})
+    clock.advance(days=2)
+    assert await store.purge(timedelta(days=1)) == [a["id"]]
+    assert await store.outbox_get(ma["id"]) is None
+    assert await store.outbox_list(case_id=a["id"]) == []
+    assert [m["id"] for m in await store.outbox_list()] == [mb["id"]]
+    assert sum((await store.outbox_counts()).values()) == 1
+
+
+# -- locks and health --------------------------------------------------------------
+
+
+async def test_chat_lock_serialises_one_chat_in_order(store):
+    events = []
+
+    async def turn(key, n):
+        async with store.chat_lock(key):
+            events.append(("in", key, n))
+            await asyncio.sleep(0.01)
+            events.append(("out", key, n))
+
+    tasks = []
+    for n in range(5):
+        tasks.append(asyncio.create_task(turn("telegram:1", n)))
+        await asyncio.sleep(0)  # queued in this order
+    await asyncio.gather(*tasks)
+    assert events == [(io, "telegram:1", n) for n in range(5) for io in ("in", "out")]
+
+
+async def test_chat_lock_lets_other_chats_run(store):
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow():
+        async with store.chat_lock("telegram:1"):
+            inside.set()
+            await release.wait()
+
+    task = asyncio.create_task(slow())
+    await inside.wait()
+    async with store.chat_lock("telegram:2"):  # not held up by chat 1
+        pass
+    release.set()
+    await task
+    async with store.chat_lock("telegram:1"):  # released after an exception-free turn
+        pass
+    with pytest.raises(RuntimeError):
+        async with store.chat_lock("telegram:3"):
+            raise RuntimeError("turn failed")
+    async with store.chat_lock("telegram:3"):  # ... and after a failed one
+        pass
+
+
+async def test_singleton_never_blocks(store):
+    async with store.singleton("reminder-sweep") as got:
+        assert got is True
+        async with store.singleton("reminder-sweep") as again:
+            assert again is False
+        async with store.singleton("outbox-sender") as other:
+            assert other is True
+    async with store.singleton("reminder-sweep") as got:
+        assert got is True
+
+
+async def test_ping(store):
+    await store.ping()
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.ping()
+    with pytest.raises(StoreClosed):
+        await store.get_state("telegram:1")
+    with pytest.raises(StoreClosed):
+        await store.outbox_add(note())

@@ -172,7 +172,7 @@ async def test_torn_last_line_is_cut_off(tmp_path):
     await store.close()
     log_path = d / LOG
     good = log_path.read_bytes()
-    assert good.count(b"\n") == 3
+    assert good.count(b"\n") == 1 + 3  # the {"begin": ...} header and 3 entries
 
     # A write that died half-way: no newline at the end.
     whole = json.dumps({"seq": 4, "op": "put", "table": "cases", "id": "HQ-2611-2222",
@@ -319,8 +319,9 @@ async def test_background_compaction_and_reopen(tmp_path):
     assert len(await store.due_reminders(T0)) == 1
     assert len(expected) == 1 + len(others)
     await store.close()
-    # After a compacting close the log is empty and the snapshot is valid JSON.
-    assert (d / LOG).read_bytes() == b""
+    # After a compacting close the log holds no entries (only its header)
+    # and the snapshot is valid JSON.
+    assert [json.loads(x) for x in (d / LOG).read_bytes().splitlines()] == [{"begin": 212}]  # 1 + 10 + 200 + 1 writes
     snap = json.loads((d / SNAPSHOT).read_text("utf-8"))
     assert set(snap["cases"]) == {c["id"] for c in expected}
     assert snap["cases"][case["id"]]["history"][-1]["note"] == "e199"
@@ -399,10 +400,178 @@ async def test_empty_store_round_trips(tmp_path):
     assert await store.purge(timedelta(days=-1)) == [c["id"]]
     await store.close()
     assert json.loads((d / SNAPSHOT).read_text()) == {
-        "meta": {"format": "huqi-cases", "version": 1, "seq": 3, "cases": 0},
+        "meta": {"format": "huqi-cases", "version": 2, "seq": 3, "cases": 0, "states": 0,
+                 "outbox": 0, "outbox_next": 1},
         "index": {},
         "cases": {},
+        "states": {},
+        "outbox": {},
+        "retired": [c["id"]],
     }
     store = LoggedTinyDBStore(str(d))
     assert await store.list() == []
     await store.close()
+
+
+# -- a missing snapshot is noticed ----------------------------------------------------
+
+
+async def _ten_cases_then_one(d):
+    store = LoggedTinyDBStore(str(d))
+    ids = [(await store.create({"owner": OWNER, "k": i}))["id"] for i in range(10)]
+    await store.close()  # compacts: the ten are in cases.json only
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    ids.append((await store.create({"owner": OWNER, "k": 10}))["id"])
+    await store.close()
+    return ids
+
+
+async def test_missing_snapshot_is_refused_not_silently_emptied(tmp_path):
+    d = tmp_path / "data"
+    ids = await _ten_cases_then_one(d)
+    snap = d / SNAPSHOT
+    saved = snap.read_bytes()
+    snap.unlink()
+    log_before = (d / LOG).read_bytes()
+    for _ in range(2):  # refused every time, and the failed open released the lock
+        with pytest.raises(StoreCorrupt) as err:
+            LoggedTinyDBStore(str(d))
+        assert SNAPSHOT in str(err.value)
+    assert (d / LOG).read_bytes() == log_before  # nothing compacted away
+    assert not snap.exists()
+    snap.write_bytes(saved)  # restored from a backup: everything is there
+    store = LoggedTinyDBStore(str(d))
+    assert sorted(c["id"] for c in await store.list()) == sorted(ids)
+    await store.close()
+
+
+async def test_missing_snapshot_with_an_empty_log_is_refused(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d))
+    for i in range(3):
+        await store.create({"owner": OWNER, "k": i})
+    await store.put_state("telegram:1", {"n": 1})
+    await store.close()  # compacted: the log has no entries left
+    (d / SNAPSHOT).unlink()
+    with pytest.raises(StoreCorrupt, match=SNAPSHOT):
+        LoggedTinyDBStore(str(d))
+
+
+async def test_old_log_without_header_and_missing_snapshot_is_refused(tmp_path):
+    d = tmp_path / "data"
+    await _ten_cases_then_one(d)
+    (d / SNAPSHOT).unlink()
+    lines = (d / LOG).read_bytes().splitlines(keepends=True)
+    assert json.loads(lines[0]) == {"begin": 10}
+    (d / LOG).write_bytes(b"".join(lines[1:]))  # a log written before headers existed
+    with pytest.raises(StoreCorrupt, match=SNAPSHOT):
+        LoggedTinyDBStore(str(d))
+
+
+async def test_missing_log_segment_is_refused(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    await store.create({"owner": OWNER, "n": 1})
+    store._rotate()  # segment cases.log.1; crash before the snapshot
+    await store.create({"owner": OWNER, "n": 2})
+    store._rotate()  # segment cases.log.2
+    await store.create({"owner": OWNER, "n": 3})
+    await store.close()
+    segments = sorted(n for n in os.listdir(d) if n.startswith(LOG + "."))
+    assert segments == [LOG + ".1", LOG + ".2"]
+    (d / segments[0]).unlink()
+    with pytest.raises(StoreCorrupt):
+        LoggedTinyDBStore(str(d))
+
+
+# -- states and the outbox survive SIGKILL --------------------------------------------
+
+# Writes states and outbox changes; one line per acknowledged write.
+STATE_WRITER = textwrap.dedent(
+    """
+    import asyncio, json, os, random, sys
+    from bot.store.logged_tinydb import LoggedTinyDBStore
+
+    def ack(**kw):
+        os.write(1, (json.dumps(kw) + "\\n").encode())
+
+    async def main(data_dir, seed):
+        rnd = random.Random(seed)
+        store = LoggedTinyDBStore(data_dir, compact_every=60)
+        ack(ready=True)
+        n = 0
+        while True:
+            n += 1
+            op = rnd.random()
+            key = f"telegram:{rnd.randrange(40)}"
+            if op < 0.5:
+                await store.put_state(key, {"n": n, "text": "对话" * rnd.randint(1, 200)})
+                ack(state=key, n=n)
+            elif op < 0.55:
+                await store.delete_state(key)
+                ack(state=key, n=None)
+            elif op < 0.8:
+                m = await store.outbox_add({"text": "通知", "n": n}, now="2026-11-05T08:00:00+00:00")
+                ack(msg=m["id"], status="pending")
+            else:
+                got = await store.outbox_claim("2026-11-05T09:00:00+00:00", limit=3)
+                for m in got:
+                    await store.outbox_sent(m["id"], "2026-11-05T09:00:00+00:00")
+                    ack(msg=m["id"], status="sent")
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    """
+)
+
+
+def test_states_and_outbox_survive_kills(tmp_path):
+    data_dir = tmp_path / "data"
+    rnd = random.Random(20261201)
+    states: dict = {}  # key -> last acknowledged n (None: deleted)
+    msgs: dict = {}  # id -> last acknowledged status
+    total = 0
+    for kill in range(10):
+        out_path = tmp_path / f"out{kill}.txt"
+        out = open(out_path, "wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", STATE_WRITER, str(data_dir), str(rnd.randrange(10**9))],
+            stdout=out, stderr=subprocess.PIPE, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+        out.close()
+        wait_ready(proc, out_path)
+        time.sleep(rnd.uniform(0.05, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        for a in read_acks(out_path):
+            total += 1
+            if "state" in a:
+                states[a["state"]] = a["n"]
+            elif "msg" in a:
+                msgs[a["msg"]] = a["status"]
+        store = LoggedTinyDBStore(str(data_dir), compact_on_close=kill % 2 == 0)
+
+        async def check():
+            # At most one write was in flight when the process died.
+            ahead = 0
+            for key, n in states.items():
+                got = await store.get_state(key)
+                if (got or {}).get("n") != n:
+                    ahead += 1
+                    assert got is None or got["n"] > (n or 0), f"kill {kill}: {key} went back"
+            for mid, status in msgs.items():
+                got = await store.outbox_get(mid)
+                assert got is not None, f"kill {kill}: acknowledged message {mid} lost"
+                if status == "sent":
+                    assert got["status"] == "sent", f"kill {kill}: {mid} sent but now {got['status']}"
+                assert got["status"] != "claimed"  # released on open
+            assert ahead <= 1, f"kill {kill}: {ahead} states differ from their acks"
+            for key in states:
+                got = await store.get_state(key)
+                states[key] = got["n"] if got else None
+            for m in await store.outbox_list():
+                msgs[m["id"]] = m["status"]
+            await store.close()
+
+        asyncio.run(check())
+    assert total > 100, f"only {total} writes acknowledged; the test proves little"

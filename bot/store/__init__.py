@@ -25,6 +25,10 @@ Times: methods accept aware ``datetime`` objects (naive ones are taken as
 UTC) or ISO-8601 strings; the store keeps canonical UTC strings
 (``2026-11-05T08:30:00+00:00``) so they sort and compare as text.
 
+Beside the cases a store keeps conversation states (one small record per
+chat), the notification outbox, and offers per-chat locks and singletons;
+the interface is :class:`bot.store.base.CaseStore`.
+
 Backends: ``open_store(dir)`` gives the durable TinyDB-backed store
 (:mod:`bot.store.logged_tinydb`); ``open_store(None, backend="memory")`` gives
 the in-memory reference implementation for tests.
@@ -32,19 +36,20 @@ the in-memory reference implementation for tests.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
-from abc import ABC, abstractmethod
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Optional, Union
 
-from bot.caseid import new_case_id, normalize_case_id
+from bot.caseid import normalize_case_id
 from bot.store.lock import StoreLocked
 
 __all__ = [
     "CaseStore",
+    "MessageNotFound",
+    "OUTBOX_STATUSES",
+    "import_states_file",
     "open_store",
     "default_data_dir",
     "StoreError",
@@ -269,367 +274,6 @@ def _set_status(doc: dict, status: str, now_iso: str) -> None:
         doc.pop("closed_at", None)
 
 
-# --------------------------------------------------------------------------
-# The interface
-
-
-class CaseStore(ABC):
-    """The case store interface, with the case semantics implemented once.
-
-    Backends implement the storage primitives (``_load``, ``_has``,
-    ``_commit``, ``_select``, ``_due``, ``_closed_before``, ``_run_write``,
-    ``_shutdown``); the public coroutines below define what a case is and
-    are what the rest of huqi uses.
-    """
-
-    def __init__(self, clock: Optional[Callable[[], datetime]] = None):
-        self._clock = clock or utcnow
-        self._alock = asyncio.Lock()
-        self._closed = False
-
-    # -- public interface --------------------------------------------------
-
-    async def create(self, case: dict) -> dict:
-        """Store a new case; assigns ``id`` (if missing), ``created_at``,
-        ``updated_at``, default ``status`` ("new") and ``history`` ([]).
-        Raises :class:`CaseExists` if the given id is taken."""
-        self._check_open()
-        if not isinstance(case, dict):
-            raise TypeError("a case must be a dict")
-        now = self._clock()
-        now_iso = to_iso(now)
-        doc = clone_json(
-            {k: v for k, v in case.items() if k not in TIME_FIELDS and k not in ("reminders", "history")}
-        )
-        for f in TIME_FIELDS:
-            if case.get(f) is not None:
-                doc[f] = to_iso(case[f])
-        doc["owner"] = _norm_owner(case.get("owner"))
-        given_id = case.get("id")
-        if given_id is not None:
-            if not isinstance(given_id, str):
-                raise ValueError("case id must be a string")
-            given_id = lookup_id(given_id)
-            if given_id is None:
-                raise ValueError(f"malformed case id: {case.get('id')!r}")
-        doc.setdefault("created_at", now_iso)
-        doc.setdefault("updated_at", now_iso)
-        status = doc.get("status") or DEFAULT_STATUS
-        closed_at = doc.pop("closed_at", None)
-        doc["status"] = DEFAULT_STATUS
-        _set_status(doc, status, closed_at or now_iso)
-        history = case.get("history") or []
-        if not isinstance(history, list):
-            raise TypeError("history must be a list of events")
-        doc["history"] = [_norm_event(ev, now_iso) for ev in history]
-        reminders = case.get("reminders") or []
-        if not isinstance(reminders, list):
-            raise TypeError("reminders must be a list")
-        for r in reminders:
-            _norm_reminder("", r)  # validate before queueing
-
-        def write() -> dict:
-            if given_id is None:
-                cid = new_case_id(now, self._has)
-            elif self._has(given_id):
-                raise CaseExists(f"case {given_id} already exists")
-            else:
-                cid = given_id
-            new = {"id": cid}  # id first: easier to read in the files
-            new.update(doc)
-            new["id"] = cid
-            rems = [_norm_reminder(cid, r) for r in reminders]
-            if rems:
-                new["reminders"] = _sorted_reminders(rems)
-            self._commit([("put", cid, new)])
-            return self._detach(new)
-
-        async with self._alock:
-            result = await self._run_write(write)
-        log.info("case %s created", result["id"])
-        return result
-
-    async def get(self, case_id: str, owner: Optional[dict] = None) -> Optional[dict]:
-        """The case, or None if there is none (or it is not ``owner``'s).
-        Typed variants of the number (``hq 2611 7k3q``) are accepted."""
-        self._check_open()
-        cid = lookup_id(case_id)
-        if cid is None:
-            return None
-        okey = owner_key(owner) if owner is not None else None
-        doc = self._load(cid)
-        if doc is None or (okey is not None and not matches(doc, okey, {})):
-            return None
-        return doc
-
-    async def list(
-        self,
-        owner: Optional[dict] = None,
-        status: Any = None,
-        *,
-        limit: Optional[int] = None,
-        **filters: Any,
-    ) -> list:
-        """Cases matching every filter, oldest first.
-
-        ``status`` and any other field (``type``, ``platform``, ``province``,
-        ``subtype`` ...) match by equality; a list/tuple/set means "any of";
-        a list-valued field matches if it contains the value.
-        ``older_than`` / ``newer_than`` (datetime, ISO string, or timedelta
-        before now) compare ``created_at``: created before / at-or-after.
-        """
-        self._check_open()
-        okey = owner_key(owner) if owner is not None else None
-        prepared = prepare_filters(status, filters, self._clock())
-        docs = [d for d in self._select(okey, prepared) if matches(d, okey, prepared)]
-        docs.sort(key=sort_key)
-        return docs[:limit] if limit is not None else docs
-
-    async def update(self, case_id: str, changes: dict, owner: Optional[dict] = None) -> dict:
-        """Set non-history fields; returns the updated case.
-
-        Refuses ``id``, ``history`` (use :meth:`append_event`) and
-        ``reminders`` (use :meth:`set_reminder`).  Changing ``status`` to
-        "closed" sets ``closed_at``; leaving "closed" removes it.
-        """
-        self._check_open()
-        if not isinstance(changes, dict):
-            raise TypeError("changes must be a dict")
-        refused = sorted(PROTECTED_FIELDS & set(changes))
-        if refused:
-            raise ValueError(
-                f"update() cannot change {', '.join(refused)}: history is append-only "
-                "(append_event), reminders have set_reminder/clear_reminder"
-            )
-        ch = clone_json({k: v for k, v in changes.items() if k not in TIME_FIELDS})
-        for f in TIME_FIELDS:
-            if f in changes and changes[f] is not None:
-                ch[f] = to_iso(changes[f])
-        if "owner" in ch:
-            ch["owner"] = _norm_owner(ch["owner"])
-        okey = owner_key(owner) if owner is not None else None
-        cid = lookup_id(case_id)
-
-        def write() -> dict:
-            doc = self._load_owned(cid, okey, case_id)
-            now_iso = to_iso(self._clock())
-            status = ch.pop("status", None) if "status" in ch else None
-            closed_at = ch.pop("closed_at", None)
-            doc.update(ch)
-            if status is not None:
-                _set_status(doc, status, closed_at or now_iso)
-            elif closed_at and doc.get("status") == CLOSED:
-                doc["closed_at"] = closed_at
-            doc["updated_at"] = now_iso
-            self._commit([("put", doc["id"], doc)])
-            return self._detach(doc)
-
-        async with self._alock:
-            result = await self._run_write(write)
-        log.info("case %s updated (%d fields)", result["id"], len(changes))
-        return result
-
-    async def append_event(self, case_id: str, event: dict, owner: Optional[dict] = None) -> dict:
-        """Append ``event`` to the case history; returns the updated case.
-
-        ``when`` defaults to now.  If the event has ``to`` the case status
-        becomes ``to`` (and ``from`` defaults to the previous status).
-        """
-        self._check_open()
-        okey = owner_key(owner) if owner is not None else None
-        cid = lookup_id(case_id)
-        ev0 = _norm_event(event, "")  # validate early, before queueing
-
-        def write() -> dict:
-            doc = self._load_owned(cid, okey, case_id)
-            now_iso = to_iso(self._clock())
-            ev = dict(ev0)
-            if not ev["when"]:
-                ev["when"] = now_iso
-            to = ev.get("to")
-            if to is not None:
-                ev.setdefault("from", doc.get("status"))
-                _set_status(doc, to, now_iso)
-            history = doc.get("history")
-            if not isinstance(history, list):
-                history = []
-            history.append(ev)
-            doc["history"] = history
-            doc["updated_at"] = now_iso
-            self._commit([("put", doc["id"], doc)])
-            return self._detach(doc)
-
-        async with self._alock:
-            result = await self._run_write(write)
-        log.info("case %s: event appended (history %d)", result["id"], len(result["history"]))
-        return result
-
-    async def set_reminder(
-        self,
-        case_id: str,
-        due: TimeLike,
-        kind: str = "follow_up",
-        owner: Optional[dict] = None,
-        **data: Any,
-    ) -> dict:
-        """Schedule (or reschedule) the case's reminder of this ``kind``.
-        Extra keyword data is stored with it.  Returns the reminder."""
-        self._check_open()
-        okey = owner_key(owner) if owner is not None else None
-        cid = lookup_id(case_id)
-        fields = dict(data, kind=kind, due=due)
-
-        def write() -> dict:
-            doc = self._load_owned(cid, okey, case_id)
-            rem = _norm_reminder(doc["id"], fields)
-            rems = [r for r in doc.get("reminders") or [] if r.get("kind") != kind]
-            rems.append(rem)
-            doc["reminders"] = _sorted_reminders(rems)
-            self._commit([("put", doc["id"], doc)])
-            return clone_json(rem)
-
-        async with self._alock:
-            rem = await self._run_write(write)
-        log.info("case %s: reminder %s set", rem["case_id"], kind)
-        return rem
-
-    async def clear_reminder(
-        self, case_id: str, kind: Optional[str] = None, owner: Optional[dict] = None
-    ) -> int:
-        """Remove the case's reminder of ``kind`` (all of them if None).
-        Returns how many were removed."""
-        self._check_open()
-        okey = owner_key(owner) if owner is not None else None
-        cid = lookup_id(case_id)
-
-        def write() -> int:
-            doc = self._load_owned(cid, okey, case_id)
-            rems = doc.get("reminders") or []
-            keep = [r for r in rems if kind is not None and r.get("kind") != kind]
-            removed = len(rems) - len(keep)
-            if removed:
-                if keep:
-                    doc["reminders"] = keep
-                else:
-                    doc.pop("reminders", None)
-                self._commit([("put", doc["id"], doc)])
-            return removed
-
-        async with self._alock:
-            return await self._run_write(write)
-
-    async def due_reminders(self, now: Optional[TimeLike] = None) -> list:
-        """Reminders due at or before ``now`` (default: the store's clock),
-        earliest first.  They stay scheduled until cleared, so a crash
-        between sending and clearing re-sends rather than loses one."""
-        self._check_open()
-        now_iso = to_iso(now if now is not None else self._clock())
-        rems = self._due(now_iso)
-        rems.sort(key=lambda r: (r["due"], r["case_id"], r["kind"]))
-        return rems
-
-    async def purge(self, closed_before: Union[TimeLike, timedelta]) -> list:
-        """Delete closed cases whose ``closed_at`` is before the cutoff (a
-        time, or a timedelta before now).  Open cases are never purged.
-        Returns the removed ids, sorted."""
-        self._check_open()
-        if isinstance(closed_before, timedelta):
-            closed_before = self._clock() - closed_before
-        cutoff = to_iso(closed_before)
-
-        def write() -> list:
-            ids = sorted(self._closed_before(cutoff))
-            if ids:
-                self._commit([("del", cid, None) for cid in ids])
-            return ids
-
-        async with self._alock:
-            ids = await self._run_write(write)
-            if ids:
-                await self._after_purge()
-        log.info("purged %d closed cases", len(ids))
-        return ids
-
-    async def close(self) -> None:
-        """Flush and release everything.  Idempotent."""
-        if self._closed:
-            return
-        async with self._alock:
-            if self._closed:
-                return
-            await self._shutdown()
-            self._closed = True
-
-    async def __aenter__(self) -> "CaseStore":
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    # -- helpers -----------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosed("the case store is closed")
-
-    def _load_owned(self, cid: Optional[str], okey: Optional[str], typed: Any) -> dict:
-        doc = self._load(cid) if cid is not None else None
-        if doc is None or (okey is not None and not matches(doc, okey, {})):
-            raise CaseNotFound(typed)
-        return doc
-
-    # -- backend primitives ------------------------------------------------
-
-    @abstractmethod
-    def _load(self, case_id: str) -> Optional[dict]:
-        """A private deep copy of the stored case, or None."""
-
-    @abstractmethod
-    def _has(self, case_id: str) -> bool:
-        """Is the id taken?"""
-
-    @abstractmethod
-    def _commit(self, ops: list) -> None:
-        """Durably apply ``[("put", id, doc) | ("del", id, None), ...]``
-        atomically.  Runs inside ``_run_write``; owns the docs passed."""
-
-    @abstractmethod
-    def _detach(self, doc: dict) -> dict:
-        """A copy of a just-committed doc that the caller may keep."""
-
-    @abstractmethod
-    def _select(self, okey: Optional[str], filters: dict) -> Iterable[dict]:
-        """Private copies of (at least) all cases matching; the caller
-        re-checks with :func:`matches`."""
-
-    @abstractmethod
-    def _due(self, now_iso: str) -> list:
-        """Copies of reminders with ``due <= now_iso``."""
-
-    @abstractmethod
-    def _closed_before(self, cutoff_iso: str) -> list:
-        """Ids of closed cases with ``closed_at < cutoff_iso``."""
-
-    @abstractmethod
-    async def _run_write(self, fn: Callable[[], Any]) -> Any:
-        """Run a read-modify-write function, serialised with all others."""
-
-    async def _after_purge(self) -> None:
-        """Hook: make purged data physically unrecoverable."""
-
-    @abstractmethod
-    async def _shutdown(self) -> None:
-        """Flush and release resources."""
-
-
-def _sorted_reminders(rems: list) -> list:
-    return sorted(rems, key=lambda r: (r["due"], r["kind"]))
-
-
 def closed_time(doc: dict) -> str:
     """When a closed case was closed (falls back to updated_at)."""
     return doc.get("closed_at") or doc.get("updated_at") or ""
@@ -670,3 +314,8 @@ def open_store(
 
         return LoggedTinyDBStore(data_dir if data_dir is not None else default_data_dir(), **options)
     raise ValueError(f"unknown case store backend {backend!r} (tinydb, memory, postgres)")
+
+
+# The interface and the importer need the helpers above (import order matters).
+from bot.store.base import OUTBOX_STATUSES, CaseStore, MessageNotFound  # noqa: E402
+from bot.store.states_import import import_states_file  # noqa: E402

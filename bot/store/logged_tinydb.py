@@ -11,7 +11,8 @@ So:
 
 * TinyDB runs over :class:`_LiveStorage`, which hands TinyDB the live
   in-memory dict (no copy).  TinyDB answers the queries (``Query()``) for
-  ``list``, ``due_reminders`` and ``purge``; writes bypass ``Table`` and touch
+  ``list`` and ``purge``; ``due_reminders`` uses a sorted index on the due
+  time (:mod:`bot.store.local`); writes bypass ``Table`` and touch
   the dict directly, so a write costs O(1) whatever the number of cases.
 * What TinyDB holds per case is a small *index* document (owner, status,
   type, subtype, platform, province, times, reminders).  The full case is
@@ -22,7 +23,11 @@ So:
 * Every write appends one JSON line to ``cases.log`` and fsyncs it before
   returning: ``{"seq":N,"op":"put","table":"cases","id":...,"doc":{...}}``
   (``"op":"del"`` without doc; several ops in one write become one
-  ``"op":"batch"`` line, so they are atomic).
+  ``"op":"batch"`` line, so they are atomic).  Tables: ``cases``, ``states``
+  (conversation states), ``outbox`` (notifications).  Each log file starts
+  with ``{"begin":N}``, the last entry before it, and entries are numbered
+  without gaps: a log that does not continue where the snapshot ends (a
+  missing ``cases.json``) is refused rather than opened with cases missing.
 * Opening loads the snapshot ``cases.json`` and replays the log.  A torn or
   garbled *last* line (a crash in the middle of a write, which was therefore
   never acknowledged) is cut off by truncating the file to the last good
@@ -38,8 +43,10 @@ So:
   either the old snapshot plus logs, or the new snapshot (log entries with
   ``seq`` <= the snapshot's are skipped on replay).
 * ``cases.json`` is valid JSON (``{"meta": .., "index": {id: ix},
-  "cases": {id: doc}}``), written one record per line so it can be loaded
-  without parsing the case bodies.
+  "cases": {id: doc}, "states": {key: state}, "outbox": {id: msg},
+  "retired": [purged ids]}``), written one record per line so it can be
+  loaded without parsing the case bodies.  Purged ids are kept so a case
+  number is never issued twice.
 
 Files are created 0600, the directory 0700.  Logs name case ids and counts,
 never case content.
@@ -64,7 +71,6 @@ from tinydb.table import Table
 
 from bot.store import (
     CLOSED,
-    CaseStore,
     StoreCorrupt,
     StoreError,
     clone_json,
@@ -72,6 +78,7 @@ from bot.store import (
     field_matches,
     owner_key,
 )
+from bot.store.local import LocalStore, json_bytes
 from bot.store.lock import DirLock
 
 __all__ = ["LoggedTinyDBStore", "seed_snapshot", "SNAPSHOT", "LOG"]
@@ -82,7 +89,9 @@ SNAPSHOT = "cases.json"
 LOG = "cases.log"
 _SEGMENT = re.compile(r"^cases\.log\.(\d+)$")
 _FORMAT = "huqi-cases"
-_VERSION = 1
+_VERSION = 2  # 2: + states, outbox, retired case numbers; 1 is still read
+#: Tables of the log besides "cases": value stored as JSON bytes / as a dict.
+_TABLES = ("cases", "states", "outbox")
 
 #: Case fields copied into the TinyDB index document (scalars or lists of
 #: scalars only); ``owner`` is indexed as "messenger:user_id".
@@ -136,11 +145,7 @@ class _LiveTinyDB(TinyDB):
 # Encoding
 
 
-def _dumps(doc: Any) -> bytes:
-    try:
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: fall back to \u escapes
-        return json.dumps(doc, separators=(",", ":")).encode("ascii")
+_dumps = json_bytes
 
 
 def _make_ix(doc: dict) -> dict:
@@ -173,8 +178,8 @@ def _intern_ix(ix: dict) -> None:
             ix[field] = sys.intern(value)
 
 
-def _entry(op: str, cid: str, blob: Optional[bytes]) -> bytes:
-    head = b'{"op":"%s","table":"cases","id":%s' % (op.encode(), json.dumps(cid).encode())
+def _entry(op: str, cid: str, blob: Optional[bytes], table: str = "cases") -> bytes:
+    head = b'{"op":"%s","table":"%s","id":%s' % (op.encode(), table.encode(), json.dumps(cid).encode())
     if blob is None:
         return head + b"}"
     return head + b',"doc":' + blob + b"}"
@@ -237,9 +242,11 @@ def _write_snapshot(
     io_lock: Optional[threading.Lock] = None,
     chunk: int = 8 << 20,
     pause: float = 0.0,
+    extra: Optional[dict] = None,
 ) -> None:
     """Atomically replace ``cases.json`` with ``records`` ({id: (ix json,
-    doc json)}).
+    doc json)}) and ``extra`` (``states`` {key: json}, ``outbox`` {id: msg},
+    ``retired`` [ids], ``outbox_next`` n).
 
     In the background (``io_lock`` given) this must not hurt the latency of
     the log's fsyncs, which share the disk: a big write-back in flight makes
@@ -250,13 +257,24 @@ def _write_snapshot(
     a short pause between chunks.  Python work per record is kept tiny and
     the kernel copies happen in ``writev`` with the GIL released.
     """
+    extra = extra or {}
+    states = extra.get("states") or {}
+    outbox = extra.get("outbox") or {}
     final = os.path.join(data_dir, SNAPSHOT)
     tmp = final + ".tmp"
     lock = io_lock if io_lock is not None else _NoLock()
     fd = _open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        meta = {"format": _FORMAT, "version": _VERSION, "seq": seq, "cases": len(records)}
-        pending: list = [b'{"meta": ' + json.dumps(meta).encode() + b',\n"index": {\n']
+        meta = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "seq": seq,
+            "cases": len(records),
+            "states": len(states),
+            "outbox": len(outbox),
+            "outbox_next": int(extra.get("outbox_next") or 1),
+        }
+        pending: list = [b'{"meta": ' + json.dumps(meta).encode() + b",\n"]
         size = len(pending[0])
 
         def flush() -> None:
@@ -268,17 +286,24 @@ def _write_snapshot(
             if pause:
                 time.sleep(pause)
 
-        nl = b"\n" if records else b""
-        for closing, which in ((nl + b'},\n"cases": {\n', 0), (nl + b"}}\n", 1)):
+        sections = (
+            (b"index", ((k, r[0]) for k, r in records.items())),
+            (b"cases", ((k, r[1]) for k, r in records.items())),
+            (b"states", states.items()),
+            (b"outbox", ((k, _dumps(m)) for k, m in outbox.items())),
+        )
+        for name, items in sections:
+            pending.append(b'"' + name + b'": {\n')
             sep = b""
-            for cid, rec in records.items():
-                body = rec[which]
-                pending += (sep, b'"', cid.encode(), b'": ', body)
+            for key, body in items:
+                pending += (sep, b'"', key.encode(), b'": ', body)
                 size += len(body) + 20
                 sep = b",\n"
                 if size >= chunk or len(pending) >= 1000:  # IOV_MAX is 1024
                     flush()
-            pending.append(closing)
+            pending.append((b"\n" if sep else b"") + b"},\n")
+        retired = sorted(extra.get("retired") or ())
+        pending.append(b'"retired": ' + json.dumps(retired).encode() + b"}\n")
         flush()
         os.fsync(fd)
     finally:
@@ -310,9 +335,10 @@ def _lines(f, block: int = 4 << 20):
         buf, pos = buf[pos:] + more, 0
 
 
-def _read_snapshot(path: str) -> tuple[int, dict, dict]:
-    """(seq, {id: ix}, {id: (ix json, doc json)}) from a snapshot, without
-    parsing the case bodies."""
+def _read_snapshot(path: str) -> tuple[int, dict, dict, dict]:
+    """(seq, {id: ix}, {id: (ix json, doc json)}, extra) from a snapshot,
+    without parsing the case bodies; ``extra`` as :func:`_write_snapshot`
+    takes it (states as JSON bytes)."""
 
     def bad(why: str) -> StoreCorrupt:
         return StoreCorrupt(f"{path}: {why}")
@@ -325,8 +351,24 @@ def _read_snapshot(path: str) -> tuple[int, dict, dict]:
         stop = end - 2 if buf[end - 2 : end] == b",\n" else end - 1
         return q, q + 3, stop
 
+    extra: dict = {"states": {}, "outbox": {}, "retired": [], "outbox_next": 1}
     with open(path, "rb", buffering=0) as f:
         lines = _lines(f)
+
+        def section(name: bytes, closing: bytes) -> tuple[list, list]:
+            buf, a, b = next(lines)
+            if buf[a:b] != b'"' + name + b'": {\n':
+                raise bad(f"{name.decode()} section missing")
+            keys: list = []
+            bodies: list = []
+            for buf, a, b in lines:
+                if buf[a:b] == closing:
+                    return keys, bodies
+                q, v0, v1 = record(buf, a, b)
+                keys.append(buf[a + 1 : q].decode())
+                bodies.append(buf[v0:v1])
+            raise bad(f"truncated in the {name.decode()} section")
+
         try:
             buf, a, b = next(lines)
             first = buf[a:b]
@@ -336,35 +378,32 @@ def _read_snapshot(path: str) -> tuple[int, dict, dict]:
                 meta = json.loads(first[9:-2])
             except ValueError:
                 raise bad("damaged header") from None
-            if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-                raise bad(f"unsupported format {meta.get('format')!r} v{meta.get('version')}")
-            buf, a, b = next(lines)
-            if buf[a:b] != b'"index": {\n':
-                raise bad("index section missing")
-            ids: list = []
-            raw_ix: list = []
-            for buf, a, b in lines:
-                if buf[a:b] == b"},\n":
-                    break
-                q, v0, v1 = record(buf, a, b)
-                ids.append(buf[a + 1 : q].decode())
-                raw_ix.append(buf[v0:v1])
-            else:
-                raise bad("truncated in the index section")
-            buf, a, b = next(lines)
-            if buf[a:b] != b'"cases": {\n':
-                raise bad("cases section missing")
-            docs: list = []
-            for buf, a, b in lines:
-                if buf[a:b] == b"}}\n":
-                    break
-                q, v0, v1 = record(buf, a, b)
-                i = len(docs)
-                if i >= len(ids) or buf[a + 1 : q] != ids[i].encode():
-                    raise bad("index and cases sections disagree")
-                docs.append(buf[v0:v1])
-            else:
-                raise bad("truncated in the cases section")
+            version = meta.get("version")
+            if meta.get("format") != _FORMAT or version not in (1, _VERSION):
+                raise bad(f"unsupported format {meta.get('format')!r} v{version}")
+            ids, raw_ix = section(b"index", b"},\n")
+            case_ids, docs = section(b"cases", b"}}\n" if version == 1 else b"},\n")
+            if case_ids != ids:
+                raise bad("index and cases sections disagree")
+            if version >= 2:
+                keys, blobs = section(b"states", b"},\n")
+                extra["states"] = dict(zip(keys, blobs))
+                mids, raw_msgs = section(b"outbox", b"},\n")
+                buf, a, b = next(lines)
+                last = buf[a:b]
+                if not (last.startswith(b'"retired": ') and last.endswith(b"}\n")):
+                    raise bad("retired section missing")
+                try:
+                    msgs = json.loads(b"[" + b",".join(raw_msgs) + b"]")
+                    extra["retired"] = json.loads(last[11:-2])
+                    extra["outbox_next"] = int(meta.get("outbox_next") or 1)
+                except ValueError:
+                    raise bad("damaged outbox or retired section") from None
+                extra["outbox"] = dict(zip(mids, msgs))
+                if not (
+                    len(extra["states"]) == meta.get("states") and len(extra["outbox"]) == meta.get("outbox")
+                ):
+                    raise bad("states or outbox section incomplete")
         except StopIteration:
             raise bad("truncated") from None
     if not len(ids) == len(docs) == meta.get("cases"):
@@ -377,7 +416,7 @@ def _read_snapshot(path: str) -> tuple[int, dict, dict]:
     index = dict(zip(ids, ix_docs))
     if len(index) != len(ids):
         raise bad("duplicate ids")
-    return int(meta.get("seq", 0)), index, dict(zip(ids, zip(raw_ix, docs)))
+    return int(meta.get("seq", 0)), index, dict(zip(ids, zip(raw_ix, docs))), extra
 
 
 def seed_snapshot(data_dir: str, cases: Iterable[dict]) -> int:
@@ -402,7 +441,7 @@ def seed_snapshot(data_dir: str, cases: Iterable[dict]) -> int:
 # The store
 
 
-class LoggedTinyDBStore(CaseStore):
+class LoggedTinyDBStore(LocalStore):
     """Durable case store; see the module docstring.  Open with
     :func:`bot.store.open_store`."""
 
@@ -423,19 +462,19 @@ class LoggedTinyDBStore(CaseStore):
         _make_dir(self.data_dir)
         self._dirlock = DirLock(self.data_dir).acquire()
         try:
-            # Guards the in-memory state; readers on the event loop, the
-            # writer thread and the compaction thread all take it briefly.
-            self._mem = threading.Lock()
-            self._tables: dict = {"cases": {}, "reminders": {}}
+            # self._mem (LocalStore) guards the in-memory state; readers on
+            # the event loop, the writer thread and the compaction thread all
+            # take it briefly.
+            self._tables: dict = {"cases": {}}
             # id -> (index doc as JSON bytes, case doc as JSON bytes)
             self._docs: dict[str, tuple[bytes, bytes]] = {}
             self._db = _LiveTinyDB(self._tables, storage=_LiveStorage)
             self._ix_table = self._db.table("cases", cache_size=0)
-            self._rem_table = self._db.table("reminders", cache_size=0)
             self._seq = 0  # last seq written or replayed
             self._snap_seq = 0  # seq the current snapshot covers
             self._fd: Optional[int] = None
             self._log_size = 0
+            self._log_base = 0  # size of the live log's header line
             self._log_entries = 0  # entries not yet in a snapshot
             self._broken: Optional[str] = None
             self._compactor: Optional[threading.Thread] = None
@@ -464,14 +503,17 @@ class LoggedTinyDBStore(CaseStore):
         snap = os.path.join(d, SNAPSHOT)
         if os.path.exists(snap):
             os.chmod(snap, 0o600)
-            self._snap_seq, index, self._docs = _read_snapshot(snap)
+            self._snap_seq, index, self._docs, extra = _read_snapshot(snap)
             self._seq = self._snap_seq
-            rems = self._tables["reminders"]
             for cid, ix in index.items():
                 _intern_ix(ix)
-                for r in ix.get("reminders", ()):
-                    rems[f"{cid}#{r['kind']}"] = r
+                self._rem_index.set_case(cid, ix.get("owner"), ix.get("reminders"))
             self._tables["cases"] = index
+            self._states = extra["states"]
+            self._retired_ids = set(extra["retired"])
+            for mid, msg in extra["outbox"].items():
+                self._apply_outbox(mid, msg)
+            self._ob_next = max(self._ob_next, extra["outbox_next"])
         segments = []
         for name in os.listdir(d):
             m = _SEGMENT.match(name)
@@ -488,10 +530,15 @@ class LoggedTinyDBStore(CaseStore):
             replayed += self._replay(self._log_path, tail=True)
         created = not os.path.exists(self._log_path)
         self._fd = _open_private(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        self._log_size = os.fstat(self._fd).st_size
+        if not self._log_size:
+            self._write_header()
         if created:
             _fsync_dir(d)
-        self._log_size = os.fstat(self._fd).st_size
         self._log_entries = replayed
+        released = self._release_claims()
+        if released:
+            log.info("outbox: %d messages claimed by a previous process are pending again", released)
         log.info(
             "case store opened: %d cases, %d log entries replayed, %.2f s",
             len(self._docs),
@@ -499,9 +546,30 @@ class LoggedTinyDBStore(CaseStore):
             time.monotonic() - t0,
         )
 
+    def _write_header(self) -> None:
+        """Start a new log with ``{"begin": seq}``: the entry it follows.
+        On open this tells whether the snapshot (or a segment) that should
+        hold the entries before it is missing."""
+        line = b'{"begin":%d}\n' % self._seq
+        self._append(line)
+        self._log_base = len(line)
+
+    def _gap(self, path: str, after: int, pos: int) -> StoreCorrupt:
+        snap = os.path.join(self.data_dir, SNAPSHOT)
+        if not os.path.exists(snap):
+            why = f"{snap} is missing"
+        else:
+            why = f"{snap} ends at entry {self._snap_seq}"
+        return StoreCorrupt(
+            f"{why}, but {path} continues after entry {after} (byte {pos}): "
+            f"entries {self._seq + 1}..{after} are lost.  Refusing to open; "
+            f"restore {SNAPSHOT} (or the missing {LOG}.* files) from a backup"
+        )
+
     def _replay(self, path: str, tail: bool) -> int:
-        """Apply a log file's entries newer than the snapshot.  In the live
-        log (``tail``) a torn/garbled last line is cut off."""
+        """Apply a log file's entries newer than what is loaded, checking
+        that they continue it without a gap.  In the live log (``tail``) a
+        torn/garbled last line is cut off."""
         with open(path, "rb") as f:
             data = f.read()
         pos, n, applied = 0, len(data), 0
@@ -513,18 +581,23 @@ class LoggedTinyDBStore(CaseStore):
                 break
             try:
                 rec = json.loads(data[pos:nl])
-                seq = rec["seq"]
-                if not isinstance(seq, int) or not isinstance(rec, dict):
+                if not isinstance(rec, dict):
+                    raise ValueError
+                seq = rec["seq"] if "begin" not in rec else rec["begin"]
+                if not isinstance(seq, int) or isinstance(seq, bool):
                     raise ValueError
             except (ValueError, KeyError, TypeError):
                 if not data[nl + 1 :].strip(b"\x00\n\r\t "):
                     cut = pos  # garbled last line
                     break
                 raise StoreCorrupt(f"{path}: damaged entry at byte {pos}") from None
-            if seq > self._snap_seq:
-                if seq <= self._seq:
-                    raise StoreCorrupt(f"{path}: entry seq {seq} out of order at byte {pos}")
-                self._apply(rec, path, pos)
+            if "begin" in rec:
+                if pos or seq > self._seq:  # entries up to `seq` should be loaded by now
+                    raise self._gap(path, seq, pos)
+            elif seq > self._seq:
+                if seq != self._seq + 1:
+                    raise self._gap(path, seq - 1, pos)
+                self._apply_entry(rec, path, pos)
                 self._seq = seq
                 applied += 1
             pos = nl + 1
@@ -540,43 +613,42 @@ class LoggedTinyDBStore(CaseStore):
                 os.close(fd)
         return applied
 
-    def _apply(self, rec: dict, path: str, pos: int) -> None:
+    def _apply_entry(self, rec: dict, path: str, pos: int) -> None:
         ops = rec["ops"] if rec.get("op") == "batch" else [rec]
         try:
             for op in ops:
-                if op.get("table", "cases") != "cases":
+                table = op.get("table", "cases")
+                key = op["id"]
+                if not isinstance(key, str) or table not in _TABLES or op["op"] not in ("put", "del"):
                     raise ValueError
-                cid = op["id"]
-                if op["op"] == "put":
-                    doc = op["doc"]
-                    ix = _make_ix(doc)
-                    self._put_mem(cid, ix, (_dumps(ix), _dumps(doc)))
-                elif op["op"] == "del":
-                    self._del_mem(cid)
+                doc = op["doc"] if op["op"] == "put" else None
+                if table == "cases":
+                    if doc is not None:
+                        ix = _make_ix(doc)
+                        self._put_mem(cid=key, ix=ix, record=(_dumps(ix), _dumps(doc)))
+                    else:
+                        self._del_mem(key)
+                elif table == "states":
+                    self._apply([("state", key, None if doc is None else _dumps(doc))])
                 else:
-                    raise ValueError
+                    if doc is not None and not isinstance(doc, dict):
+                        raise ValueError
+                    self._apply([("outbox", key, doc)])
         except (ValueError, KeyError, TypeError, AttributeError):
             raise StoreCorrupt(f"{path}: unknown entry at byte {pos}") from None
 
     # -- memory ------------------------------------------------------------
 
     def _put_mem(self, cid: str, ix: dict, record: tuple) -> None:
-        cases, rems = self._tables["cases"], self._tables["reminders"]
-        old = cases.get(cid)
-        if old is not None:
-            for r in old.get("reminders", ()):
-                rems.pop(f"{cid}#{r['kind']}", None)
-        cases[cid] = ix
+        self._tables["cases"][cid] = ix
         self._docs[cid] = record
-        for r in ix.get("reminders", ()):
-            rems[f"{cid}#{r['kind']}"] = r
+        self._rem_index.set_case(cid, ix.get("owner"), ix.get("reminders"))
 
     def _del_mem(self, cid: str) -> None:
-        old = self._tables["cases"].pop(cid, None)
+        self._tables["cases"].pop(cid, None)
         self._docs.pop(cid, None)
-        if old is not None:
-            for r in old.get("reminders", ()):
-                self._tables["reminders"].pop(f"{cid}#{r['kind']}", None)
+        self._rem_index.drop_case(cid)
+        self._retired_ids.add(cid)
 
     # -- primitives for CaseStore -------------------------------------------
 
@@ -616,11 +688,6 @@ class LoggedTinyDBStore(CaseStore):
                 blobs = [self._docs[d.doc_id][1] for d in self._ix_table.search(cond)]
         return [json.loads(b) for b in blobs]
 
-    def _due(self, now_iso: str) -> list:
-        with self._mem:
-            hits = self._rem_table.search(Query().due <= now_iso)
-        return [clone_json(r) for r in hits]
-
     def _closed_before(self, cutoff_iso: str) -> list:
         with self._mem:
             hits = self._ix_table.search(Query().status == CLOSED)
@@ -634,19 +701,25 @@ class LoggedTinyDBStore(CaseStore):
         if self._broken:
             raise StoreError(self._broken)
         prepared = []
+        entries = []
         for op, cid, doc in ops:
             if op == "put":
                 ix = _make_ix(doc)
-                prepared.append((cid, ix, (_dumps(ix), _dumps(doc))))
+                prepared.append((op, cid, (ix, (_dumps(ix), _dumps(doc)))))
+                entries.append(_entry("put", cid, prepared[-1][2][1][1]))
             elif op == "del":
-                prepared.append((cid, None, None))
+                prepared.append((op, cid, None))
+                entries.append(_entry("del", cid, None))
+            elif op == "state":
+                prepared.append((op, cid, doc))
+                entries.append(_entry("put" if doc is not None else "del", cid, doc, "states"))
+            elif op == "outbox":
+                prepared.append((op, cid, doc))
+                blob = _dumps(doc) if doc is not None else None
+                entries.append(_entry("put" if doc is not None else "del", cid, blob, "outbox"))
             else:
                 raise ValueError(op)
         seq = self._seq + 1
-        entries = [
-            _entry("put", cid, rec[1]) if ix is not None else _entry("del", cid, None)
-            for cid, ix, rec in prepared
-        ]
         if len(entries) == 1:
             line = b'{"seq":%d,' % seq + entries[0][1:] + b"\n"
         else:
@@ -654,11 +727,13 @@ class LoggedTinyDBStore(CaseStore):
         self._append(line)
         self._seq = seq
         with self._mem:
-            for cid, ix, rec in prepared:
-                if ix is not None:
-                    self._put_mem(cid, ix, rec)
-                else:
+            for op, cid, value in prepared:
+                if op == "put":
+                    self._put_mem(cid, *value)
+                elif op == "del":
                     self._del_mem(cid)
+                else:
+                    self._apply([(op, cid, value)])
         self._log_entries += 1
         if self._log_entries >= self._compact_every or self._log_size >= self._compact_bytes:
             self._start_compaction()
@@ -688,8 +763,14 @@ class LoggedTinyDBStore(CaseStore):
         The captured bytes are immutable, so a shallow copy is a snapshot."""
         with self._mem:
             records = dict(self._docs)
+            extra = {
+                "states": dict(self._states),
+                "outbox": dict(self._outbox),
+                "retired": list(self._retired_ids),
+                "outbox_next": self._ob_next,
+            }
         cut = self._seq
-        if self._log_size:
+        if self._log_size > self._log_base:
             segment = f"{self._log_path}.{cut}"
             os.rename(self._log_path, segment)
             try:
@@ -703,16 +784,18 @@ class LoggedTinyDBStore(CaseStore):
             os.close(self._fd)
             self._fd = fd
             self._log_size = 0
+            self._write_header()
             _fsync_dir(self.data_dir)
         self._log_entries = 0
-        return cut, records
+        return cut, (records, extra)
 
-    def _snapshot(self, cut: int, records: dict, background: bool = False) -> None:
+    def _snapshot(self, cut: int, state: tuple, background: bool = False) -> None:
         t0 = time.monotonic()
+        records, extra = state
         if background:
-            _write_snapshot(self.data_dir, cut, records, self._io, _BG_CHUNK, _BG_PAUSE)
+            _write_snapshot(self.data_dir, cut, records, self._io, _BG_CHUNK, _BG_PAUSE, extra)
         else:
-            _write_snapshot(self.data_dir, cut, records)
+            _write_snapshot(self.data_dir, cut, records, extra=extra)
         for name in os.listdir(self.data_dir):
             m = _SEGMENT.match(name)
             if m and int(m.group(1)) <= cut:
@@ -743,7 +826,7 @@ class LoggedTinyDBStore(CaseStore):
         """Synchronous compaction (writer thread): after purge, on close."""
         if self._compactor is not None:
             self._compactor.join()
-        if self._seq == self._snap_seq and not self._log_size:
+        if self._seq == self._snap_seq and self._log_size <= self._log_base:
             return
         cut, records = self._rotate()
         self._snapshot(cut, records)
@@ -769,6 +852,18 @@ class LoggedTinyDBStore(CaseStore):
                 self._fd = None
             self._dirlock.release()
             log.info("case store closed")
+
+    def _ping(self) -> None:
+        if self._broken:
+            raise StoreError(self._broken)
+        try:
+            st = os.fstat(self._fd)
+            if not os.path.isdir(self.data_dir):
+                raise FileNotFoundError(self.data_dir)
+        except (OSError, TypeError) as exc:
+            raise StoreError(f"the case log is unavailable: {getattr(exc, 'strerror', None) or exc}") from None
+        if st.st_nlink == 0:
+            raise StoreError("the case log was deleted; restart huqi")
 
     # -- introspection -----------------------------------------------------
 

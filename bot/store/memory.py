@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Optional
 
-from bot.store import CLOSED, CaseStore, clone_json, closed_time
+from bot.store import CLOSED, clone_json, closed_time, owner_key
+from bot.store.local import LocalStore
 
 
-class MemoryStore(CaseStore):
+class MemoryStore(LocalStore):
     def __init__(self, clock=None):
         super().__init__(clock=clock)
         self._cases: dict[str, dict] = {}
@@ -24,25 +25,25 @@ class MemoryStore(CaseStore):
         return case_id in self._cases
 
     def _commit(self, ops: list) -> None:
-        for op, cid, doc in ops:
-            if op == "put":
-                self._cases[cid] = doc
-            else:
-                self._cases.pop(cid, None)
+        with self._mem:
+            self._apply(ops)
+
+    def _put_case(self, cid: str, doc: dict) -> None:
+        self._cases[cid] = doc
+        try:
+            okey = owner_key(doc.get("owner"))
+        except ValueError:
+            okey = None
+        self._rem_index.set_case(cid, okey, doc.get("reminders"))
+
+    def _del_case(self, cid: str) -> None:
+        self._cases.pop(cid, None)
 
     def _detach(self, doc: dict) -> dict:
         return clone_json(doc)
 
     def _select(self, okey: Optional[str], filters: dict) -> Iterable[dict]:
         return [clone_json(d) for d in self._cases.values()]
-
-    def _due(self, now_iso: str) -> list:
-        return [
-            clone_json(r)
-            for d in self._cases.values()
-            for r in d.get("reminders") or []
-            if r["due"] <= now_iso
-        ]
 
     def _closed_before(self, cutoff_iso: str) -> list:
         return [

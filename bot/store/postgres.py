@@ -41,7 +41,6 @@ from bot.store import (
     TIME_FIELDS,
     CaseExists,
     CaseNotFound,
-    CaseStore,
     StoreError,
     TimeLike,
     _norm_event,
@@ -56,6 +55,7 @@ from bot.store import (
     sort_key,
     to_iso,
 )
+from bot.store.base import OUTBOX_STATUSES, CaseStore, MessageNotFound, check_state_key
 from bot.store.migrations import SchemaOutdated, check_conn, safe_url
 
 __all__ = ["PostgresStore", "SchemaOutdated"]
@@ -66,10 +66,8 @@ log = logging.getLogger("huqi.store")
 NS_CHAT = 0x68710001
 NS_SINGLETON = 0x68710002
 
-OUTBOX_STATUSES = ("pending", "claimed", "sent", "blocked", "parked")
-_OUTBOX_COLUMNS = (
-    "id", "status", "attempts", "created_at", "next_at", "lease_until", "sent_at", "last_error", "case_id",
-)
+#: Outbox fields the store owns (columns); every other field is kept opaque in ``body``.
+_OUTBOX_COLUMNS = ("id", "status", "attempts", "created_at", "next_at", "lease_until", "sent_at", "last_error")
 _OUTBOX_SELECT = ", ".join(_OUTBOX_COLUMNS) + ", body"
 
 # A case with its history and reminders, in one round trip.
@@ -111,10 +109,9 @@ def _columns(doc: dict) -> dict:
 
 def _outbox_row(row) -> dict:
     *cols, body = row
-    msg = dict(body)
-    for name, value in zip(_OUTBOX_COLUMNS, cols):
-        if value is not None or name in ("lease_until", "sent_at", "last_error"):
-            msg[name] = value
+    msg = {"id": cols[0]}
+    msg.update(body)
+    msg.update(zip(_OUTBOX_COLUMNS, cols))
     return msg
 
 
@@ -411,23 +408,16 @@ class PostgresStore(CaseStore):
         await self._write_and_load(case_id, owner, fn)
         return out["n"]
 
-    async def due_reminders(
-        self,
-        now: Optional[TimeLike] = None,
-        owner: Optional[dict] = None,
-        limit: Optional[int] = None,
-    ) -> list:
-        """Reminders due at or before ``now``, oldest first (index on due)."""
-        self._check_open()
-        now_iso = to_iso(now if now is not None else self._clock())
+    async def _due(self, now_iso: str, okey: Optional[str], limit: Optional[int]) -> list:
+        """Reminders due by ``now_iso`` through the index on (owner,) due."""
         sql, params = "SELECT data FROM reminders WHERE due <= %s", [now_iso]
-        if owner is not None:
+        if okey is not None:
             sql += " AND owner_key = %s"
-            params.append(owner_key(owner))
+            params.append(okey)
         sql += " ORDER BY due, case_id, kind"
         if limit is not None:
             sql += " LIMIT %s"
-            params.append(max(0, int(limit)))
+            params.append(limit)
         return [r[0] for r in await self._fetchall(sql, params)]
 
     async def purge(self, closed_before: Union[TimeLike, timedelta]) -> list:
@@ -442,6 +432,9 @@ class PostgresStore(CaseStore):
             )
             ids = sorted(r[0] for r in await cur.fetchall())
             if ids:
+                await conn.execute(
+                    "INSERT INTO retired_case_ids (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (ids,)
+                )
                 # Messages about a purged case go with it (they quote it).
                 await conn.execute("DELETE FROM outbox WHERE case_id = ANY(%s)", (ids,))
         log.info("purged %d closed cases", len(ids))
@@ -451,25 +444,36 @@ class PostgresStore(CaseStore):
 
     async def get_state(self, key: str) -> Optional[dict]:
         self._check_open()
-        rows = await self._fetchall("SELECT state FROM conversation_states WHERE key = %s", (_key(key),))
+        check_state_key(key)
+        rows = await self._fetchall("SELECT state FROM conversation_states WHERE key = %s", (key,))
         return rows[0][0] if rows else None
 
     async def put_state(self, key: str, state: dict) -> None:
+        await self.put_states({key: state})
+
+    async def put_states(self, states: dict) -> None:
         self._check_open()
-        if not isinstance(state, dict):
-            raise TypeError("a state must be a dict")
-        body = _dumps(clone_json(state))
+        rows = []
+        for key, state in states.items():
+            check_state_key(key)
+            if not isinstance(state, dict):
+                raise TypeError("a conversation state must be a dict")
+            rows.append((key, _dumps(clone_json(state))))
+        if not rows:
+            return
         async with self._tx() as conn:
-            await conn.execute(
-                "INSERT INTO conversation_states (key, state) VALUES (%s, %s)"
-                " ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = now()",
-                (_key(key), body),
-            )
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO conversation_states (key, state) VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = now()",
+                    rows,
+                )
 
     async def delete_state(self, key: str) -> None:
         self._check_open()
+        check_state_key(key)
         async with self._tx() as conn:
-            await conn.execute("DELETE FROM conversation_states WHERE key = %s", (_key(key),))
+            await conn.execute("DELETE FROM conversation_states WHERE key = %s", (key,))
 
     async def count_states(self) -> int:
         self._check_open()
@@ -485,23 +489,28 @@ class PostgresStore(CaseStore):
     async def outbox_add(self, msg: dict, now: Optional[TimeLike] = None) -> dict:
         self._check_open()
         if not isinstance(msg, dict):
-            raise TypeError("a message must be a dict")
+            raise TypeError("an outbox message must be a dict")
         body = clone_json({k: v for k, v in msg.items() if k not in _OUTBOX_COLUMNS})
+        if body.get("owner") is not None:
+            body["owner"] = _norm_owner(body["owner"])
+        for f in ("case_id", "chat_id"):
+            if body.get(f) is not None and (isinstance(body[f], bool) or not isinstance(body[f], (str, int))):
+                raise ValueError(f"outbox message {f} must be a string")
         now_iso = to_iso(now if now is not None else self._clock())
-        next_at = to_iso(msg["next_at"]) if msg.get("next_at") is not None else now_iso
-        case_id = msg.get("case_id")
-        if case_id is not None and not isinstance(case_id, str):
-            raise ValueError("case_id must be a string")
+        next_at = to_iso(msg["next_at"]) if msg.get("next_at") else now_iso
+        case_id = body.get("case_id")
         async with self._tx() as conn:
             cur = await conn.execute(
                 "INSERT INTO outbox (status, attempts, created_at, next_at, case_id, body)"
                 " VALUES ('pending', 0, %s, %s, %s, %s) RETURNING " + _OUTBOX_SELECT,
-                (now_iso, next_at, case_id, _dumps(body)),
+                (now_iso, next_at, str(case_id) if case_id is not None else None, _dumps(body)),
             )
             return _outbox_row(await cur.fetchone())
 
     async def outbox_claim(self, now: TimeLike, limit: int = 50, lease_seconds: float = 60) -> list:
         self._check_open()
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError("limit must be a non-negative int")
         now_dt = datetime.fromisoformat(to_iso(now))
         now_iso = to_iso(now_dt)
         lease = to_iso(now_dt + timedelta(seconds=lease_seconds))
@@ -521,10 +530,12 @@ class PostgresStore(CaseStore):
 
     async def _outbox_set(self, msg_id: str, sql: str, params: tuple) -> None:
         self._check_open()
+        if not isinstance(msg_id, str):
+            raise MessageNotFound(msg_id)
         async with self._tx() as conn:
-            cur = await conn.execute(sql + " WHERE id = %s", params + (str(msg_id),))
+            cur = await conn.execute(sql + " WHERE id = %s", params + (msg_id,))
             if cur.rowcount == 0:
-                raise KeyError(msg_id)
+                raise MessageNotFound(msg_id)
 
     async def outbox_sent(self, msg_id: str, now: TimeLike) -> None:
         await self._outbox_set(
@@ -541,24 +552,30 @@ class PostgresStore(CaseStore):
 
     async def outbox_fail(self, msg_id: str, status: str, error: str) -> None:
         if status not in ("blocked", "parked"):
-            raise ValueError("status must be 'blocked' or 'parked'")
+            raise ValueError(f"outbox_fail status must be 'blocked' or 'parked', not {status!r}")
         await self._outbox_set(
-            msg_id, "UPDATE outbox SET status = %s, last_error = %s, lease_until = NULL", (status, str(error))
+            msg_id,
+            "UPDATE outbox SET status = %s, last_error = %s, lease_until = NULL, attempts = attempts + 1",
+            (status, str(error)),
         )
 
     async def outbox_get(self, msg_id: str) -> Optional[dict]:
         self._check_open()
-        rows = await self._fetchall("SELECT " + _OUTBOX_SELECT + " FROM outbox WHERE id = %s", (str(msg_id),))
+        if not isinstance(msg_id, str):
+            return None
+        rows = await self._fetchall("SELECT " + _OUTBOX_SELECT + " FROM outbox WHERE id = %s", (msg_id,))
         return _outbox_row(rows[0]) if rows else None
 
     async def outbox_list(
         self, case_id: Optional[str] = None, status: Optional[str] = None, limit: Optional[int] = None
     ) -> list:
         self._check_open()
+        if status is not None and status not in OUTBOX_STATUSES:
+            raise ValueError(f"unknown outbox status {status!r}")
         where, params = [], []
         if case_id is not None:
             where.append("case_id = %s")
-            params.append(case_id)
+            params.append(str(case_id))
         if status is not None:
             where.append("status = %s")
             params.append(status)
@@ -670,9 +687,6 @@ class PostgresStore(CaseStore):
     def _select(self, okey, filters):  # pragma: no cover
         raise NotImplementedError
 
-    def _due(self, now_iso):  # pragma: no cover
-        raise NotImplementedError
-
     def _closed_before(self, cutoff_iso):  # pragma: no cover
         raise NotImplementedError
 
@@ -685,8 +699,9 @@ class PostgresStore(CaseStore):
 
 _INSERT_CASE = (
     "INSERT INTO cases (id, owner_key, status, created_at, updated_at, closed_at, history_len, doc)"
-    " VALUES (%(id)s, %(owner_key)s, %(status)s, %(created_at)s, %(updated_at)s, %(closed_at)s,"
-    " %(history_len)s, %(doc)s) ON CONFLICT (id) DO NOTHING RETURNING id"
+    " SELECT %(id)s, %(owner_key)s, %(status)s, %(created_at)s, %(updated_at)s, %(closed_at)s,"
+    " %(history_len)s, %(doc)s WHERE NOT EXISTS (SELECT 1 FROM retired_case_ids WHERE id = %(id)s)"
+    " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 _UPDATE_CASE = (
     "UPDATE cases SET owner_key = %(owner_key)s, status = %(status)s, created_at = %(created_at)s,"
@@ -735,12 +750,6 @@ async def _upsert_reminder(conn, cid: str, owner: dict, rem: dict) -> None:
         " data = excluded.data",
         (cid, rem["kind"], rem["due"], owner_key(owner), _dumps(rem)),
     )
-
-
-def _key(key: Any) -> str:
-    if not isinstance(key, str) or not key:
-        raise ValueError("a state key must be a non-empty string")
-    return key
 
 
 def _prepare_new(case: Any, now: datetime) -> tuple:

@@ -37,3 +37,8 @@ CREATE TABLE reminders (
 );
 CREATE INDEX reminders_due ON reminders (due, case_id, kind);
 CREATE INDEX reminders_owner_due ON reminders (owner_key, due, case_id, kind);
+
+-- Numbers of purged cases: never issued again.
+CREATE TABLE retired_case_ids (
+    id text PRIMARY KEY
+);
