@@ -495,11 +495,11 @@ STATE_WRITER = textwrap.dedent(
     def ack(**kw):
         os.write(1, (json.dumps(kw) + "\\n").encode())
 
-    async def main(data_dir, seed):
+    async def main(data_dir, seed, run):
         rnd = random.Random(seed)
         store = LoggedTinyDBStore(data_dir, compact_every=60)
         ack(ready=True)
-        n = 0
+        n = run * 10**6  # grows across runs too
         while True:
             n += 1
             op = rnd.random()
@@ -519,7 +519,7 @@ STATE_WRITER = textwrap.dedent(
                     await store.outbox_sent(m["id"], "2026-11-05T09:00:00+00:00")
                     ack(msg=m["id"], status="sent")
 
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
     """
 )
 
@@ -534,7 +534,7 @@ def test_states_and_outbox_survive_kills(tmp_path):
         out_path = tmp_path / f"out{kill}.txt"
         out = open(out_path, "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-c", STATE_WRITER, str(data_dir), str(rnd.randrange(10**9))],
+            [sys.executable, "-c", STATE_WRITER, str(data_dir), str(rnd.randrange(10**9)), str(kill)],
             stdout=out, stderr=subprocess.PIPE, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
         )
         out.close()
