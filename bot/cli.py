@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.cases_cli import register
     register(sub)
+    from bot import db_cli
+    db_cli.register(sub)
     return p
 
 

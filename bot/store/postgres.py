@@ -233,6 +233,61 @@ class PostgresStore(CaseStore):
                 await _upsert_reminder(conn, doc["id"], doc["owner"], _norm_reminder(doc["id"], rem))
         return True
 
+    async def import_state(self, key: str, state: dict) -> bool:
+        """Store a state unless the chat already has one (``huqi db copy``)."""
+        self._check_open()
+        check_state_key(key)
+        if not isinstance(state, dict):
+            raise TypeError("a conversation state must be a dict")
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "INSERT INTO conversation_states (key, state) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO NOTHING RETURNING key",
+                (key, _dumps(clone_json(state))),
+            )
+            return await cur.fetchone() is not None
+
+    async def import_outbox(self, msg: dict) -> bool:
+        """Store an outbox message with its id and state as another store
+        handed it out (``huqi db copy``); False if that id exists."""
+        self._check_open()
+        mid = msg.get("id")
+        if not isinstance(mid, str) or not mid.isdigit() or not 0 < int(mid) < 10**12:
+            raise ValueError(f"cannot import outbox message id {mid!r}")
+        status = msg.get("status")
+        if status == "claimed" or status not in OUTBOX_STATUSES:
+            status = "pending"  # a claim by the process the message came from is void
+        body = clone_json({k: v for k, v in msg.items() if k not in _OUTBOX_COLUMNS})
+        case_id = body.get("case_id")
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "INSERT INTO outbox (seq, status, attempts, created_at, next_at, sent_at, last_error, case_id, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (seq) DO NOTHING RETURNING seq",
+                (int(mid), status, int(msg.get("attempts") or 0), to_iso(msg["created_at"]),
+                 to_iso(msg.get("next_at") or msg["created_at"]),
+                 to_iso(msg["sent_at"]) if msg.get("sent_at") else None, msg.get("last_error"),
+                 str(case_id) if case_id is not None else None, _dumps(body)),
+            )
+            added = await cur.fetchone() is not None
+            # New messages get ids after every imported one.
+            await conn.execute(
+                "SELECT setval(pg_get_serial_sequence('outbox', 'seq'),"
+                " greatest((SELECT max(seq) FROM outbox), 1))"
+            )
+        return added
+
+    async def import_retired(self, ids: list) -> int:
+        """Record numbers of cases purged elsewhere; returns how many were new."""
+        self._check_open()
+        ids = [i for i in ids if isinstance(i, str)]
+        if not ids:
+            return 0
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "INSERT INTO retired_case_ids (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (ids,)
+            )
+            return cur.rowcount
+
     async def get(self, case_id: str, owner: Optional[dict] = None) -> Optional[dict]:
         self._check_open()
         cid = lookup_id(case_id)
