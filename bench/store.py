@@ -3,7 +3,11 @@
 For N = 1k, 10k, 100k cases: seed a store with N realistic cases (fast path:
 the snapshot is written directly), open it, then time 2,000 ``create`` and
 2,000 ``append_event`` calls (each one fsync'd), with no snapshot running;
-then 2,000 more appends while background snapshots run every 500 writes.  Beside it, in the same run,
+then 2,000 more appends while background snapshots run every 500 writes.
+Then conversation states (``put_state`` with 100 and with 10,000 states
+stored: the cost must not grow), reminders (``due_reminders`` with 10,000
+due, the longest stretch it holds the event loop, one owner's, the first 50)
+and the outbox (``outbox_add``, ``outbox_claim`` with the outbox full).  Beside it, in the same run,
 sqlite3 in WAL mode with synchronous=FULL does the same writes at the same
 sizes (``id TEXT PRIMARY KEY, doc TEXT`` JSON; an event append is the same
 read-modify-write: select, decode, append, encode, update, commit).
@@ -11,7 +15,7 @@ read-modify-write: select, decode, append, encode, update, commit).
 Open time and resident memory at 100k are measured in a fresh subprocess that
 only opens the store.
 
-    .venv/bin/python bench/store.py [--sizes 1000,10000,100000] [--ops 2000]
+    .venv/bin/python bench/store.py [--sizes 1000,10000,100000] [--ops 2000] [--states 10000]
 
 The last line of output is one JSON object with the figures.  Targets:
 write p99 <= 3 ms at 100k and within 3x of sqlite3; open 100k <= 3 s;
@@ -193,6 +197,110 @@ async def bench_store(data_dir: str, n: int, ops: int) -> dict:
     }
 
 
+# -- states, reminders, outbox --------------------------------------------------------
+
+
+def make_state(rnd: random.Random) -> dict:
+    """A conversation state about the size of a real one (~0.6 KB)."""
+    return {
+        "state": {"step": "describe", "answers": {"description": rnd.choice(DESCRIPTIONS),
+                                                  "platform": rnd.choice(PLATFORMS),
+                                                  "province": rnd.choice(PROVINCES)}},
+        "buttons": {str(k): f"choice:{k}" for k in range(6)},
+        "next": 7,
+        "reminded": [],
+    }
+
+
+async def timed(calls) -> list:
+    lat = []
+    for call in calls:
+        t = time.perf_counter()
+        await call()
+        lat.append(time.perf_counter() - t)
+    return lat
+
+
+async def max_block(coro) -> tuple:
+    """(result, seconds it took, longest stretch the loop was held meanwhile)."""
+    gaps: list = []
+    done = asyncio.Event()
+
+    async def monitor() -> None:
+        while not done.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0)
+            gaps.append(time.perf_counter() - t)
+
+    task = asyncio.create_task(monitor())
+    await asyncio.sleep(0)
+    t = time.perf_counter()
+    result = await coro
+    took = time.perf_counter() - t
+    done.set()
+    await task
+    return result, took, max(gaps, default=took)
+
+
+async def bench_states(data_dir: str, n: int, ops: int) -> dict:
+    rnd = random.Random(5)
+    store = LoggedTinyDBStore(data_dir)
+    await store.put_states({f"telegram:{i}": make_state(rnd) for i in range(100)})
+    few = await timed(
+        (lambda k=rnd.randrange(100): store.put_state(f"telegram:{k}", make_state(rnd))) for _ in range(ops)
+    )
+    await store.put_states({f"telegram:{i}": make_state(rnd) for i in range(100, n)})
+    many = await timed(
+        (lambda k=rnd.randrange(n): store.put_state(f"telegram:{k}", make_state(rnd))) for _ in range(ops)
+    )
+    gets = await timed((lambda k=rnd.randrange(n): store.get_state(f"telegram:{k}")) for _ in range(ops))
+    assert await store.count_states() == n
+    await store.close()
+    t = time.perf_counter()
+    store = LoggedTinyDBStore(data_dir)
+    open_s = time.perf_counter() - t
+    await store.close()
+    return {"few": few, "many": many, "get": gets, "open_s": open_s}
+
+
+async def bench_reminders(data_dir: str, n: int, ops: int) -> dict:
+    now = T0 + timedelta(days=3650)
+    cases = []
+    for c in make_cases(n, seed=3):
+        c["status"] = "submitted"
+        c.pop("closed_at", None)
+        c["reminders"] = [{"case_id": c["id"], "kind": "no_news", "due": c["created_at"]}]
+        cases.append(c)
+    seed_snapshot(data_dir, cases)
+    owner = cases[n // 2]["owner"]
+    del cases
+    store = LoggedTinyDBStore(data_dir, compact_on_close=False)
+    rems, took, block = await max_block(store.due_reminders(now))
+    assert len(rems) == n
+    first50 = await timed((lambda: store.due_reminders(now, limit=50)) for _ in range(50))
+    mine = await timed((lambda: store.due_reminders(now, owner=owner)) for _ in range(50))
+    none_due = await timed((lambda: store.due_reminders(T0 - timedelta(days=1))) for _ in range(50))
+    # The outbox: n adds (each one fsync'd), then claim 50 at a time and
+    # mark them sent until it is empty.
+    adds = await timed(
+        (lambda i=i: store.outbox_add({"case_id": rems[i]["case_id"], "text": "提醒"}, now=now)) for i in range(n)
+    )
+    claims = []
+    t = time.perf_counter()
+    while True:
+        t1 = time.perf_counter()
+        got = await store.outbox_claim(now, limit=50)
+        claims.append(time.perf_counter() - t1)
+        if not got:
+            break
+        for m in got:
+            await store.outbox_sent(m["id"], now)
+    drain_s = time.perf_counter() - t
+    await store.close()
+    return {"all_s": took, "block_s": block, "first50": first50, "mine": mine, "none": none_due,
+            "adds": adds, "claims": claims, "drain_per_s": n / drain_s}
+
+
 # -- sqlite3 baseline --------------------------------------------------------------
 
 
@@ -270,6 +378,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--ops", type=int, default=2000)
     ap.add_argument("--dir", default=None, help="where to put the data (default: a temp dir)")
+    ap.add_argument("--states", type=int, default=10000,
+                    help="stored states and due reminders for that part (0: skip it)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     base = tempfile.mkdtemp(prefix="huqi-bench-", dir=args.dir)
@@ -320,6 +430,32 @@ def main() -> None:
                 print(f"  {k} = {v}", flush=True)
             result.update(figures)
             shutil.rmtree(data_dir, ignore_errors=True)
+        if args.states:
+            n = args.states
+            st = asyncio.run(bench_states(os.path.join(base, "states"), n, args.ops))
+            rm = asyncio.run(bench_reminders(os.path.join(base, "reminders"), n, args.ops))
+            label = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+            figures = {
+                "put_state_p50_ms_100": ms(pct(st["few"], 50)),
+                "put_state_p99_ms_100": ms(pct(st["few"], 99)),
+                f"put_state_p50_ms_{label}": ms(pct(st["many"], 50)),
+                f"put_state_p99_ms_{label}": ms(pct(st["many"], 99)),
+                f"get_state_p50_ms_{label}": ms(pct(st["get"], 50)),
+                f"open_s_{label}_states": round(st["open_s"], 3),
+                f"due_reminders_all_ms_{label}_due": ms(rm["all_s"]),
+                f"due_reminders_max_block_ms_{label}_due": ms(rm["block_s"]),
+                f"due_reminders_first50_p50_ms_{label}_due": ms(pct(rm["first50"], 50)),
+                f"due_reminders_one_owner_p50_ms_{label}_due": ms(pct(rm["mine"], 50)),
+                f"due_reminders_none_due_p50_ms_{label}": ms(pct(rm["none"], 50)),
+                "outbox_add_p50_ms": ms(pct(rm["adds"], 50)),
+                "outbox_add_p99_ms": ms(pct(rm["adds"], 99)),
+                f"outbox_claim50_p50_ms_{label}_queued": ms(pct(rm["claims"], 50)),
+                f"outbox_claim50_max_ms_{label}_queued": ms(max(rm["claims"])),
+                "outbox_claim_sent_per_s": round(rm["drain_per_s"], 1),
+            }
+            for k, v in figures.items():
+                print(f"  {k} = {v}", flush=True)
+            result.update(figures)
         result["bench_s"] = round(time.perf_counter() - started, 1)
         result["cpus"] = os.cpu_count()
     finally:

@@ -106,18 +106,52 @@ def cmd_chat(args) -> int:
     return asyncio.run(main())
 
 
-def cmd_telegram(args) -> int:
-    """The Telegram bot (long polling): the main job when a token is configured."""
-    from bot.config import data_dir, telegram_token
+def cmd_serve(args) -> int:
+    """``huqi serve``: the Telegram bot (webhook or polling), the staff's API and health, in one process."""
+    import asyncio
 
-    token = telegram_token()
-    if not token:
-        print("没有配置 Telegram 令牌 / no Telegram bot token: set HUQI_TELEGRAM_TOKEN (or TELEGRAM_BOT_TOKEN)",
-              file=sys.stderr)
+    from bot import logsafe, texts
+    from bot.config import SettingsError, load_settings
+    from bot.store import StoreError, StoreLocked, open_store
+
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        print(texts.text("settings_error", error=e), file=sys.stderr)
+        return 2
+    if args.require_token and not settings.telegram_token:
+        print(texts.text("no_token"), file=sys.stderr)
         return 2
     _kb_or_exit()
-    from bot.telegram import run
-    return run(token, data_dir())
+    logsafe.setup([settings.telegram_token or "", settings.webhook_secret or ""]
+                  + [t.token for t in settings.api_tokens])
+
+    async def main() -> int:
+        from telegram.error import InvalidToken, TelegramError
+
+        from bot.server import serve
+        try:
+            store = open_store(settings.data_dir)
+        except StoreLocked as e:
+            print(texts.text("store_locked", error=e), file=sys.stderr)
+            return 3
+        except (StoreError, OSError) as e:
+            print(texts.text("store_error", error=e), file=sys.stderr)
+            return 2
+        from bot.store.states_import import import_states_file
+        await import_states_file(store, settings.data_dir / "telegram_states.json")
+        try:
+            return await serve(settings, store)
+        except InvalidToken:
+            print(texts.text("token_rejected"), file=sys.stderr)
+            return 2
+        except TelegramError as e:
+            print(texts.text("telegram_unreachable", error=type(e).__name__), file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,8 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to huqi in the terminal (stdin may be a script)")
     chat.set_defaults(func=cmd_chat)
 
-    tg = sub.add_parser("telegram", help="run the Telegram bot (token in HUQI_TELEGRAM_TOKEN or TELEGRAM_BOT_TOKEN)")
-    tg.set_defaults(func=cmd_telegram)
+    srv = sub.add_parser("serve", help="run the service: Telegram bot (if a token is set), staff API, health")
+    srv.set_defaults(func=cmd_serve, require_token=False)
+    tg = sub.add_parser("telegram", help="the same as serve, but a Telegram token is required")
+    tg.set_defaults(func=cmd_serve, require_token=True)
 
     kb = sub.add_parser("kb", help="knowledge base tools")
     kb_sub = kb.add_subparsers(dest="kb_command")
@@ -144,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.cases_cli import register
     register(sub)
+    from bot.faq_cli import register as register_faq
+    register_faq(sub)
     from bot import db_cli
     db_cli.register(sub)
     return p
@@ -154,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         from bot.config import telegram_token
-        args = parser.parse_args(["telegram" if telegram_token() else "chat"])
+        args = parser.parse_args(["serve" if telegram_token() else "chat"])
     return args.func(args) or 0
 
 

@@ -79,7 +79,7 @@ class CardBuilder:
                 lines.append(self.flow.text(key, contact=contact))
         out.append({"text": "\n".join(lines)})
 
-        measures = expected_measures(self.kb, tid, flags)
+        measures = expected_measures(self.kb, tid, flags, subtype=sid)
         if measures:
             lines = [self.flow.text("result_measures_header")]
             lines += [self.flow.text("result_measure", title=m["title"], when=_first_line(m["when"]), cite=m["cite"])

@@ -9,7 +9,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from . import taxonomy
-from .matcher import CueIndex, parse_cue
+from .matcher import FUZZY_MIN_LEN, CueIndex, parse_cue
 from .platforms import PlatformResolver
 from .text import Normalised, normalise
 
@@ -39,16 +39,18 @@ class Result:
     links: list[str]
     unsure: bool
     traditional: bool
+    english: bool = False      # written in English: classified, answered in Chinese with a note
     cues: dict[str, list[str]] = field(default_factory=dict)   # sub-type -> cues that fired
 
     def as_json(self, id_: object = None) -> dict:
         out = {"id": id_} if id_ is not None else {}
         out.update(type=self.type, subtype=self.subtype, candidates=self.candidates,
-                   platform=self.platform, flags=self.flags, unsure=self.unsure)
+                   platform=self.platform, platforms=self.platforms, flags=self.flags, unsure=self.unsure)
         return out
 
 
-_DECAYS = [DECAY ** k for k in range(64)]
+_DECAY_ARRAY = DECAY ** np.arange(64)
+_SUB, _TYPE, _BLOCK, _FLAG, _NOT_FLAG = range(5)     # what a cue votes for
 _NEGATED_SPAN = re.compile(r"(?:没有|不是|并非|从未|并无|从来没|从没|根本没)[^,.;!?，。；！？]{0,8}")
 
 
@@ -73,7 +75,8 @@ class Classifier:
             cues += [parse_cue(c, 0.0, "flag-") for c in f.get("not_cues") or []]
         # decisive, out-of-scope, blocking and flag phrases must be said, not guessed
         self.index = CueIndex(cues, fuzzy_ok=lambda c: 0 < c.weight <= 1.0
-                              and not c.target.startswith(("out_of_scope", "block:", "flag")))
+                              and not c.target.startswith(("out_of_scope", "block:", "flag")),
+                              latin_stems=True)
         self.is_flag = [c.target.startswith("flag") for c in self.index.cues]
         self.examples: list[str] = []
         self.example_target: list[str] = []
@@ -97,6 +100,21 @@ class Classifier:
         self.learned_share = np.where([sid.endswith(".other") for sid in self.subtypes], BAYES_OTHER, 1.0)
         self.not_infringement = np.array([sid.startswith("out_of_scope") for sid in self.subtypes])
         self.nothing = self.index_of["out_of_scope.other"]
+        # every cue target as a number: sub-types first, then types, then the rest
+        # (blocks, flags), so scores add up with bincount instead of per-cue dicts
+        targets = list(self.subtypes) + list(self.type_slot)
+        targets += sorted({c.target for c in self.index.cues} - set(targets))
+        self.target_id = {t: i for i, t in enumerate(targets)}
+        self.n_targets = len(targets)
+        cues = self.index.cues
+        self.cue_target = np.array([self.target_id[c.target] for c in cues], dtype=np.intp)
+        self.cue_weight = np.array([c.weight for c in cues], dtype=float)
+        self.type_ids = np.array([self.target_id[t] for t in self.type_slot], dtype=np.intp)
+        self.cue_blocks = [self.index_of.get(c.target[6:], -1) if c.target.startswith("block:") else -1
+                           for c in cues]
+        self.cue_kind = [_SUB if c.target in self.index_of else _BLOCK if c.target.startswith("block:")
+                         else _NOT_FLAG if c.target == "flag-" else _FLAG if c.target.startswith("flag:")
+                         else _TYPE for c in cues]
         self.platforms = PlatformResolver(kb.platforms, kb.platform_exceptions)
 
     def classify(self, text: str) -> Result:
@@ -117,61 +135,80 @@ class Classifier:
         return Result(
             type=taxonomy.type_of(best_sid), subtype=best_sid, candidates=candidates,
             platform=platform, platforms=seen, flags=flags, links=list(norm.links),
-            unsure=unsure, traditional=norm.traditional, cues=fired,
+            unsure=unsure, traditional=norm.traditional, english=norm.english, cues=fired,
         )
+
+    def _totals(self, hits: list[tuple[int, float]]) -> np.ndarray:
+        """Score per target: a target's k-th best cue counts DECAY**k."""
+        total = np.zeros(self.n_targets)
+        if not hits:
+            return total
+        ci = np.fromiter((h[0] for h in hits), dtype=np.intp, count=len(hits))
+        credit = np.fromiter((h[1] for h in hits), dtype=float, count=len(hits))
+        tgt = self.cue_target[ci]
+        w = self.cue_weight[ci] * credit
+        order = np.lexsort((-w, tgt))
+        tgt, w = tgt[order], w[order]
+        rank = np.arange(len(tgt)) - np.searchsorted(tgt, tgt)
+        return np.bincount(tgt, w * _DECAY_ARRAY[np.minimum(rank, len(_DECAY_ARRAY) - 1)],
+                           minlength=self.n_targets)
 
     def _score(self, norm: Normalised) -> tuple[np.ndarray, dict[str, list[str]], set[str], np.ndarray]:
         """(score per sub-type, cues that fired per sub-type, flags stated, the learned part of the score)."""
         text = norm.compact
-        credits: dict[str, list[float]] = defaultdict(list)
+        index = self.index
+        found = index.found_parts(text)
+        hits = index.match(text, fuzzy=False, found=found)
+        if len(text) >= FUZZY_MIN_LEN:
+            # the typo search only runs when no target has enough exact evidence
+            ids = np.fromiter((h[0] for h in hits), dtype=np.intp, count=len(hits))
+            exact = np.bincount(self.cue_target[ids], self.cue_weight[ids], minlength=self.n_targets)
+            if exact.max(initial=0.0) < FUZZY_ENOUGH:
+                hits += index._fuzzy(text, {h[0] for h in hits})
         fired: dict[str, list[str]] = defaultdict(list)
-        found = self.index.found_parts(text)
-        flag_hits, blocked = [], set()
-        cues, is_flag = self.index.cues, self.is_flag
-        for ci, credit in self.index.match(text, found=found, enough=FUZZY_ENOUGH):
-            cue = cues[ci]
-            if is_flag[ci]:
-                if cue.target == "flag-":     # a phrase that looks like a flag but is not
-                    pid = self.index.cue_parts[ci][0]
-                    blocked.update(k for i in found[pid] for k in range(i, i + len(cue.parts[0])))
-                else:
-                    flag_hits.append(ci)
-                continue
-            target = cue.target
-            credits[target].append(cue.weight * credit)
-            fired[target].append(cue.text)
+        flag_hits, blocked, silenced, scoring = [], set(), [], []
+        cues, kind = index.cues, self.cue_kind
+        for hit in hits:
+            ci = hit[0]
+            k = kind[ci]
+            if k == _SUB:
+                scoring.append(hit)
+                fired[cues[ci].target].append(cues[ci].text)
+            elif k == _FLAG:
+                flag_hits.append(ci)
+            elif k == _NOT_FLAG:        # a phrase that looks like a flag but is not
+                n = len(cues[ci].parts[0])
+                blocked.update(j for i in found[index.cue_parts[ci][0]] for j in range(i, i + n))
+            else:
+                scoring.append(hit)
+                if k == _BLOCK:
+                    silenced.append(self.cue_blocks[ci])
         stated = set()
         for ci in flag_hits:
-            pid = self.index.cue_parts[ci][0]
-            length = len(self.index.parts[pid])
+            pid = index.cue_parts[ci][0]
+            length = len(index.parts[pid])
             if any(not blocked.intersection(range(i, i + length)) for i in found[pid]):
-                stated.add(self.index.cues[ci].target[5:])
-        total = {target: sum(c * d for c, d in zip(sorted(cs, reverse=True), _DECAYS))
-                 for target, cs in credits.items()}
-        for target in [t for t in total if t.startswith("block:")]:
-            total.pop(target[6:], None)     # a blocking phrase silences the sub-type's own cues
-        own = np.zeros(len(self.subtypes))
-        by_type = np.zeros(len(self.type_slot))
-        for target, value in total.items():
-            i = self.index_of.get(target)
-            if i is not None:
-                own[i] = value
-            elif target in self.type_slot:
-                by_type[self.type_slot[target]] = value
+                stated.add(cues[ci].target[5:])
+        total = self._totals(scoring)
+        own = total[:len(self.subtypes)].copy()
+        own[silenced] = 0.0            # a blocking phrase silences the sub-type's own cues
+        by_type = total[self.type_ids]
+        best_said = max(float(own.max(initial=0.0)), float(by_type.max(initial=0.0)))
         type_raw = by_type[self.type_of_sub]
         raw = own + TYPE_SHARE * type_raw
         raw[self.catch_all & ((type_raw > 0) | (own > 0))] += OTHER_BASE
         learned = np.zeros(len(self.subtypes))
-        if text and self.bayes is not None:
+        # the examples are Chinese: their wording says nothing about an English text
+        if text and self.bayes is not None and not norm.english:
             plain = _NEGATED_SPAN.sub("|", text)      # what is denied says nothing of the kind
-            posterior = self.bayes.posterior({plain[k:k + 2] for k in range(len(plain) - 1)})
+            posterior = self.bayes.posterior_of(plain)
             if posterior is not None:
                 # a catch-all is chosen for lack of specifics, and "not infringement" needs a
                 # stated reason: wording alone weighs less there
                 share = np.where(self.not_infringement & (own == 0), BAYES_OTHER, self.learned_share)
                 learned = BAYES_WEIGHT * share * posterior
                 raw += learned
-        if text and self.examples and max(total.values(), default=0.0) < FUZZY_ENOUGH:
+        if text and self.examples and best_said < FUZZY_ENOUGH and not norm.english:
             # like the typo search, a fallback: strong cues need no look-alike example
             for _, sim, idx in process.extract(text, self.examples, scorer=fuzz.ratio,
                                                limit=3, score_cutoff=EXAMPLE_FLOOR):
@@ -187,6 +224,8 @@ class Classifier:
             found.add("extortion")
         if best == "interference.competitor_smear":
             found.add("dispute")
+        if best == "interference.account_matrix":      # matrix accounts are the flag's own case
+            found.add("cross_platform")
         if len(seen_platforms) >= 2:
             found.add("cross_platform")
         return [f for f in taxonomy.FLAGS if f in found]

@@ -147,7 +147,7 @@ def draft_report(kb, case: dict) -> str:
     # 四、处理请求
     out.append(sec["request"])
     requests = t.get("requests") or {}
-    wanted = expected_measures(kb, type_id, flags) if ttype else []
+    wanted = expected_measures(kb, type_id, flags, subtype=subtype_id) if ttype else []
     if not any(m["id"] == "delete" for m in wanted):
         # the enterprise asks for deletion even where a dispute makes a label the likelier outcome
         delete = kb.measures.get("delete") or {}

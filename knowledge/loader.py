@@ -8,13 +8,39 @@ from typing import Any, Iterable
 
 import yaml
 
-from . import taxonomy
+from . import schema, taxonomy
 
 DATA_DIR = Path(__file__).parent / "data"
 FILES = ("documents", "types", "flags", "evidence", "measures", "platforms",
          "channels", "routing", "faq", "cases", "drafting", "examples")
 CHANNEL_KINDS = ("platform", "province", "central", "police", "court")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):
+    """A safe loader that records duplicate keys instead of keeping the last value silently."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, str, int]] = []     # (entry, key, line)
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        entry = ""
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value in ("id", "key") and isinstance(v, yaml.ScalarNode):
+                entry = v.value
+                break
+        for k, _ in node.value:
+            if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+                continue
+            if k.value in seen:
+                self.duplicates.append((entry or f"line {node.start_mark.line + 1}", k.value, k.start_mark.line + 1))
+            seen.add(k.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 _ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)?$")
 
 
@@ -85,7 +111,9 @@ class _Checker:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.later: list[Problem] = []          # found while reading a file that was still read
         self.doc_keys: set[str] = set()
+        self.docs: dict[str, dict] = {}
 
     def add(self, file: str, entry: Any, fld: str, message: str) -> None:
         self.problems.append(Problem(f"{file}.yaml", str(entry or ""), fld, message))
@@ -121,7 +149,9 @@ class _Checker:
                 self.add(file, _name(entry), fld, "missing")
             return []
         if isinstance(value, str):
-            value = [value]
+            # a single text is a typo for a list: code looping over it would read 微博 as 微 and 博
+            self.add(file, _name(entry), fld, f"must be a list, e.g. [{value}], not a single text")
+            return []
         if not isinstance(value, list) or not all(isinstance(v, (str, int)) and str(v).strip() for v in value):
             self.add(file, _name(entry), fld, "must be a list of non-empty texts")
             return []
@@ -153,9 +183,29 @@ class _Checker:
             if not isinstance(v, str) or not v.strip():
                 self.add(file, name, "source", f"not a text: {v!r}")
                 continue
-            key = v.split()[0]
+            key, _, locator = v.strip().partition(" ")
             if key not in self.doc_keys:
                 self.add(file, name, "source", f"unknown document key {key!r} in {v!r} (see documents.yaml)")
+                continue
+            problem = locator_problem(self.docs.get(key) or {}, locator)
+            if problem:
+                self.add(file, name, "source", f"{v!r}: {problem}")
+
+    def verified_research(self, file: str, data: Any, path: str = "") -> None:
+        """A claim marked `verified: true` must not rest on the research notes (they are not seeds)."""
+        if isinstance(data, dict):
+            if data.get("verified") is True:
+                value = data.get("source")
+                values = value if isinstance(value, list) else [value]
+                if any(isinstance(v, str) and v.split()[:1] == ["research"] for v in values):
+                    self.add(file, _name(data) or path, "verified",
+                             "marked verified but its source names research, which is not a seed: "
+                             "set verified: false or cite the seed that says it")
+            for k, v in data.items():
+                self.verified_research(file, v, f"{path}.{k}" if path else str(k))
+        elif isinstance(data, list):
+            for i, v in enumerate(data):
+                self.verified_research(file, v, f"{path}[{i + 1}]")
 
     def unique(self, file: str, entries: Iterable[dict], fld: str = "id") -> dict[str, dict]:
         seen: dict[str, dict] = {}
@@ -184,6 +234,76 @@ class _Checker:
                 self.all_sources(file, v, f"{path}[{i + 1}]")
 
 
+_CN = "一二三四五六七八九十"
+_WS_ART = re.compile(r"Art\.\s*(\d+)((?:\s*\(\s*\d+\s*\))*)")
+
+
+def _cn_int(s: str) -> int | None:
+    """一 -> 1, 十七 -> 17, 二十五 -> 25; None if not a Chinese numeral."""
+    if not s or any(c not in _CN for c in s):
+        return None
+    if "十" in s:
+        tens, _, ones = s.partition("十")
+        return (_CN.index(tens) + 1 if tens else 1) * 10 + (_CN.index(ones) + 1 if ones else 0)
+    return _CN.index(s) + 1 if len(s) == 1 else None
+
+
+def locator_problem(doc: dict, locator: str) -> str | None:
+    """Why `locator` names a part the document does not have (documents.yaml `numbering`), or None.
+
+    Article form ("Art. 10(4)"): `articles` and `items`; section form ("(十七)"): `sections`;
+    a bare number ("12"): `numbers`; a part ("二", "二.8", "三(二)"): `parts` (items per part).
+    Documents without `numbering` and other locators ("广东", "第1024条") are not checked.
+    """
+    num = doc.get("numbering") if isinstance(doc, dict) else None
+    loc = (locator or "").strip()
+    if not isinstance(num, dict) or not loc:
+        return None
+    title = doc.get("short") or doc.get("key")
+    arts = list(_WS_ART.finditer(loc))
+    if arts:
+        if "articles" not in num:
+            return f"{title} has no articles (Art. N)"
+        items = {int(k): int(v) for k, v in (num.get("items") or {}).items()}
+        for m in arts:
+            n = int(m.group(1))
+            if not 1 <= n <= int(num["articles"]):
+                return f"{title} has articles 1-{num['articles']}, not {n}"
+            for item in re.findall(r"\d+", m.group(2) or ""):
+                if not 1 <= int(item) <= items.get(n, 0):
+                    have = f"items (1)-({items[n]})" if n in items else "no numbered items"
+                    return f"Art. {n} of {title} has {have}, not ({item})"
+        return None
+    section = re.fullmatch(r"\(([一二三四五六七八九十]+)\)", loc)
+    if section:
+        if "sections" not in num:
+            return f"{title} has no sections like {loc}"
+        n = _cn_int(section.group(1)) or 0
+        return None if n <= int(num["sections"]) else f"{title} has sections (一)-({_cn_num(num['sections'])}), not {loc}"
+    if loc.isdigit():
+        if "numbers" not in num:
+            return f"{title} has no numbered points like {loc}"
+        return None if 1 <= int(loc) <= int(num["numbers"]) else f"{title} has points 1-{num['numbers']}, not {loc}"
+    part = re.fullmatch(r"([一二三四五六七八九十]+)(?:\.(\d+)|\(([一二三四五六七八九十]+)\))?", loc)
+    if part:
+        if "parts" not in num:
+            return f"{title} has no parts like {loc}"
+        parts = {str(k): int(v) for k, v in (num.get("parts") or {}).items()}
+        if part.group(1) not in parts:
+            return f"{title} has parts {', '.join(parts)}, not {part.group(1)}"
+        item = int(part.group(2)) if part.group(2) else _cn_int(part.group(3) or "")
+        if item and not 1 <= item <= parts[part.group(1)]:
+            return f"part {part.group(1)} of {title} has {parts[part.group(1)]} items, not {item}"
+    return None
+
+
+def _cn_num(n: int) -> str:
+    if n <= 10:
+        return _CN[n - 1]
+    tens, ones = divmod(n, 10)
+    return ("" if tens == 1 else _CN[tens - 1]) + "十" + (_CN[ones - 1] if ones else "")
+
+
 def _name(entry: Any) -> str:
     if isinstance(entry, dict):
         for k in ("id", "key", "name", "title"):
@@ -201,13 +321,20 @@ def _read(path: Path, ck: _Checker, file: str) -> Any:
     except UnicodeDecodeError as e:
         ck.add(file, "", "", f"not UTF-8 text: {e}")
         return {}
+    loader = _Loader(text)
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = loader.get_single_data()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         ck.add(file, where, "", f"YAML syntax error: {getattr(e, 'problem', None) or e}")
         return {}
+    finally:
+        loader.dispose()
+    for entry, key, line in loader.duplicates:
+        ck.later.append(Problem(f"{file}.yaml", entry, key,
+                                f"duplicate key {key!r} (line {line}): YAML keeps only the last one, "
+                                "so the earlier value would be lost; merge them into one"))
     if not isinstance(data, dict):
         ck.add(file, "", "", "top level must be a mapping")
         return {}
@@ -221,9 +348,14 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     raw = {f: _read(data_dir / f"{f}.yaml", ck, f) for f in FILES}
     unreadable = {p.file for p in ck.problems}
     read_problems = list(ck.problems)
+    ck.problems += ck.later
+    for f in FILES:
+        for entry, fld, message in schema.check(f, raw[f]):
+            ck.add(f, entry, fld, message)
 
     docs = ck.unique("documents", ck.entries("documents", raw["documents"], "documents"), "key")
     ck.doc_keys = set(docs)
+    ck.docs = docs
     for d in docs.values():
         ck.text("documents", d, "title")
 
@@ -240,6 +372,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     examples = _check_examples(ck, raw["examples"], subtypes)
     for f in FILES:
         ck.all_sources(f, raw[f])
+        ck.verified_research(f, raw[f])
 
     if ck.problems:
         # the same problem can be found twice (explicit check + the sweep)

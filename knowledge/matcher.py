@@ -1,19 +1,26 @@
-"""Find cue phrases in normalised text: exact (indexed), negation-aware, and fuzzy via rapidfuzz."""
+"""Find cue phrases in normalised text: exact (one Aho-Corasick pass), negation-aware, and fuzzy via rapidfuzz."""
 from __future__ import annotations
 
 from collections import defaultdict
+import re
 from dataclasses import dataclass
 
+import ahocorasick
+import numpy as np
 from rapidfuzz import fuzz
+
+from .text import pair_keys
 
 NEGATIONS = frozenset("不没未非无别")
 NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没"})
 _NEGATION_STARTS = frozenset(w[0] for w in NEGATION_WORDS)
+_NEGATION_CHARS = NEGATIONS | _NEGATION_STARTS
 NEGATION_REACH = 5     # characters before a cue in which a negating word still counts
 FUZZY_MIN_LEN = 4      # shorter cues only match exactly
 FUZZY_COVERAGE = 0.5   # share of a cue's bigrams that must occur before rapidfuzz is asked
 FUZZY_CUTOFF = 75.0    # rapidfuzz partial_ratio needed for a fuzzy hit
 FUZZY_CREDIT = 0.9     # a fuzzy hit counts this much of an exact one
+STEM_MIN = 4          # latin cues this long match inflected forms (see CueIndex)
 WINDOW = 16            # the parts of an "A+B" cue must lie within this many characters
 
 
@@ -30,9 +37,12 @@ def _is_latin(s: str) -> bool:
 
 
 class CueIndex:
-    """All cues of the knowledge base, indexed by their parts' first characters."""
+    """All cues of the knowledge base, found in one pass of an Aho-Corasick automaton."""
 
-    def __init__(self, cues: list[Cue], fuzzy_ok=lambda cue: True, negatable: bool = True):
+    def __init__(self, cues: list[Cue], fuzzy_ok=lambda cue: True, negatable: bool = True,
+                 latin_stems: bool = False):
+        """latin_stems: a latin part of STEM_MIN letters or more matches as a word's start
+        (rumor: rumors, rumored), shorter ones only as whole words."""
         self.negatable = negatable
         self.cues = cues
         self.parts: list[str] = sorted({p for c in cues for p in c.parts})
@@ -41,54 +51,55 @@ class CueIndex:
         self.cues_by_first: dict[int, list[int]] = defaultdict(list)
         for ci, pids in enumerate(self.cue_parts):
             self.cues_by_first[pids[0]].append(ci)
-        by_first2: dict[str, list[int]] = defaultdict(list)
-        by_first1: dict[str, list[int]] = defaultdict(list)
+        # one automaton over every part: a single pass finds them all
+        self._automaton = ahocorasick.Automaton()
         for i, p in enumerate(self.parts):
-            (by_first2[p[:2]] if len(p) >= 2 else by_first1[p]).append(i)
-        self.by_first2, self.by_first1 = dict(by_first2), dict(by_first1)
+            latin = 0 if not p.isascii() else 2 if latin_stems and len(p) >= STEM_MIN else 1
+            self._automaton.add_word(p, (i, len(p), negatable and p[0] not in NEGATIONS, latin))
+        if self.parts:
+            self._automaton.make_automaton()
         # fuzzy candidates: single-part cues long enough to be worth it
         self.long_cues = [i for i, c in enumerate(cues)
                           if len(c.parts) == 1 and len(c.parts[0]) >= FUZZY_MIN_LEN
                           and not _is_latin(c.parts[0]) and fuzzy_ok(c)]
-        self.bigram_cues: dict[str, list[int]] = defaultdict(list)
         self.cue_bigrams: dict[int, int] = {}
         self.cue_chars: dict[int, tuple[frozenset, int] | None] = {}
         for i in self.long_cues:
-            grams = {c[k:k + 2] for c in cues[i].parts for k in range(len(c) - 1)}
-            self.cue_bigrams[i] = len(grams)
+            self.cue_bigrams[i] = len({c[k:k + 2] for c in cues[i].parts for k in range(len(c) - 1)})
             distinct = frozenset(cues[i].parts[0])
             self.cue_chars[i] = (distinct, len(distinct) - 1) if len(cues[i].parts[0]) <= 6 else None
-            for g in grams:
-                self.bigram_cues[g].append(i)
+        # the same postings as sorted arrays (pair key -> long cues), and each short
+        # cue's distinct characters (a slip in the middle of a short cue breaks two of
+        # its pairs: it is still tried when all but one of its characters are there)
+        self._long = np.array(self.long_cues, dtype=np.intp)
+        self._need = np.array([FUZZY_COVERAGE * self.cue_bigrams[ci] for ci in self.long_cues])
+        self._short = np.array([self.cue_chars[ci] is not None for ci in self.long_cues], dtype=bool)
+        self._need_chars = np.array([(self.cue_chars[ci] or (0, 0))[1] for ci in self.long_cues])
+        grams, chars = defaultdict(list), defaultdict(list)
+        for j, ci in enumerate(self.long_cues):
+            for g in {c[k:k + 2] for c in cues[ci].parts for k in range(len(c) - 1)}:
+                grams[int(pair_keys(g)[0])].append(j)
+            for ch in self.cue_chars[ci][0] if self.cue_chars[ci] else ():
+                chars[ord(ch)].append(j)
+        self._grams, self._chars = _postings(grams), _postings(chars)
 
     def found_parts(self, text: str) -> dict[int, list[int]]:
         """Positions of every part that occurs without a negation just before it."""
         found: dict[int, list[int]] = {}
-        get2, get1, parts = self.by_first2.get, self.by_first1.get, self.parts
-        starts, negatable = text.startswith, self.negatable
-        for i in range(len(text)):
-            bucket = get2(text[i:i + 2])
-            single = get1(text[i])
-            if single:
-                bucket = bucket + single if bucket else single
-            elif not bucket:
+        if not self.parts or not text:
+            return found
+        negated = negated_positions(text) if not _NEGATION_CHARS.isdisjoint(text) else ()
+        for end, (pid, n, negatable, latin) in self._automaton.iter(text):
+            i = end - n + 1
+            if negatable and i in negated:
                 continue
-            negated = None
-            for pid in bucket:
-                p = parts[pid]
-                if not starts(p, i):
-                    continue
-                if negatable and p[0] not in NEGATIONS:
-                    if negated is None:
-                        negated = _negated(text, i)
-                    if negated:
-                        continue
-                if p.isascii() and _latin_glued(text, i, len(p)):
-                    continue
-                if pid in found:
-                    found[pid].append(i)
-                else:
-                    found[pid] = [i]
+            if latin and _latin_glued(text, i, n, latin == 1):
+                continue
+            where = found.get(pid)
+            if where is None:
+                found[pid] = [i]
+            else:
+                where.append(i)
         return found
 
     def match(self, text: str, fuzzy: bool = True, found: dict[int, list[int]] | None = None,
@@ -111,37 +122,37 @@ class CueIndex:
             hits.extend(self._fuzzy(text, hit))
         return hits
 
+    def _bigram_counts(self, text: str) -> tuple[list[int], list[int], list[int]]:
+        """(cue, how many of its character pairs text has, where the first of them is)
+        for every fuzzy candidate: enough shared pairs, or a short cue with all but one
+        of its characters in text; found with arrays."""
+        keys = pair_keys(text)
+        if not len(keys) or not len(self._long):
+            return [], [], []
+        uniq, first = np.unique(keys, return_index=True)
+        cue, which = _lookup(self._grams, uniq)
+        if not len(cue):
+            return [], [], []
+        counts = np.bincount(cue, minlength=len(self._long))
+        ok = counts >= self._need
+        maybe = (counts > 0) & self._short & ~ok
+        if maybe.any():
+            chars = np.unique(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+            have = np.bincount(_lookup(self._chars, chars.astype(np.int64))[0], minlength=len(self._long))
+            ok |= maybe & (have >= self._need_chars)
+        seen = np.full(len(self._long), len(text), dtype=np.int64)
+        np.minimum.at(seen, cue, first[which])
+        hit = np.flatnonzero(ok)
+        return self._long[hit].tolist(), counts[hit].tolist(), seen[hit].tolist()
+
     def _fuzzy(self, text: str, already: set[int]) -> list[tuple[int, float]]:
-        # first position of every bigram (the reversed walk keeps the earliest)
-        where = {text[k:k + 2]: k for k in range(len(text) - 2, -1, -1)}
-        counts: dict[int, int] = {}
-        seen_at: dict[int, int] = {}
-        postings = self.bigram_cues
-        for g, k in where.items():
-            for ci in postings.get(g, ()):
-                if ci in counts:
-                    counts[ci] += 1
-                else:
-                    counts[ci] = 1
-                    seen_at[ci] = k
         out = []
-        chars = None
-        for ci, n in counts.items():
+        for ci, _, k in zip(*self._bigram_counts(text)):
             if ci in already:
                 continue
-            if n < FUZZY_COVERAGE * self.cue_bigrams[ci]:
-                # a slip in the middle of a short cue breaks two of its pairs:
-                # still try it when all but one of its characters are there
-                short = self.cue_chars[ci]
-                if short is None:
-                    continue
-                chars = chars or set(text)
-                if len(short[0] & chars) < short[1]:
-                    continue
             cue = self.cues[ci].parts[0]
             if cue in text:
                 continue        # there verbatim but negated: the exact pass already decided
-            k = seen_at[ci]
             if _negated(text, k):
                 continue
             window = text[max(0, k - len(cue)):k + 2 * len(cue)]
@@ -149,6 +160,46 @@ class CueIndex:
             if score:
                 out.append((ci, FUZZY_CREDIT))   # past the cutoff a slip counts nearly as the word
         return out
+
+
+_NEGATION_WORD = re.compile("(?=(" + "|".join(sorted(NEGATION_WORDS, key=len, reverse=True)) + "))")
+_NEGATION_CHAR = re.compile("[" + "".join(sorted(NEGATIONS)) + "]")
+_STOPS = frozenset(",.;!?，。；！？")
+
+
+def negated_positions(text: str) -> set[int]:
+    """Every position i where _negated(text, i) holds, found from the negations themselves."""
+    out = {m.end() for m in _NEGATION_CHAR.finditer(text)}
+    for m in _NEGATION_WORD.finditer(text):
+        end = m.start() + len(m.group(1))
+        for i in range(end, min(m.start() + NEGATION_REACH, len(text)) + 1):
+            out.add(i)
+            if text[i:i + 1] in _STOPS:
+                break
+    return out
+
+
+def _postings(lists: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """key -> list of ids as arrays: (sorted keys, start, length, ids)."""
+    keys = np.array(sorted(lists), dtype=np.int64)
+    length = np.array([len(lists[k]) for k in keys.tolist()], dtype=np.intp)
+    ids = np.array([j for k in keys.tolist() for j in lists[k]], dtype=np.intp)
+    return keys, np.cumsum(length) - length, length, ids
+
+
+def _lookup(postings, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids listed under the query keys, which query key each came from)."""
+    keys, start, length, ids = postings
+    if not len(keys):
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    slot = np.searchsorted(keys, query)
+    slot[slot == len(keys)] = 0
+    found = np.flatnonzero(keys[slot] == query)
+    slot = slot[found]
+    n = length[slot]
+    total = int(n.sum())
+    offsets = np.arange(total) - np.repeat(np.cumsum(n) - n, n)
+    return ids[np.repeat(start[slot], n) + offsets], np.repeat(found, n)
 
 
 def _negated(text: str, i: int) -> bool:
@@ -172,11 +223,14 @@ def _near(pids: tuple[int, ...], found: dict[int, list[int]]) -> bool:
                for i in found[pids[0]])
 
 
-def _latin_glued(text: str, i: int, n: int) -> bool:
-    """A latin cue inside a longer latin word (e.g. 'dy' in 'ready') does not count."""
+def _latin_glued(text: str, i: int, n: int, whole: bool = True) -> bool:
+    """A latin cue inside a longer latin word (e.g. 'dy' in 'ready') does not count;
+    with whole=False only the start must be a word's start (a stem: 'rumor' in 'rumors')."""
     before = text[i - 1] if i > 0 else ""
+    if before.isascii() and before.isalnum():
+        return True
     after = text[i + n] if i + n < len(text) else ""
-    return (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum())
+    return whole and after.isascii() and after.isalnum()
 
 
 def parse_cue(text: str, weight: float, target: str) -> Cue:

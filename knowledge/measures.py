@@ -3,9 +3,10 @@
 How a measure applies to a case (type + flags), as the header of measures.yaml says:
 
 - ``expected: false`` (Art. 24, the poster's objection): never listed;
-- with ``type_basis``: the types listed there trigger it, and so does each of
-  its ``flags`` (account_action: impersonation, interference; repeat_offender,
-  extortion, cross_platform);
+- with ``type_basis``: the types (or sub-types) listed there trigger it, and so
+  does each of its ``flags`` (account_action: impersonation and the two
+  interference sub-types of Art. 23(4), negative_aggregation and extortion;
+  repeat_offender, extortion, cross_platform);
 - otherwise ``types`` (if any) is where it applies; with ``flags`` one of them
   must be set (private_temporarily: key_moment; dispute_label: dispute;
   stakeholder_referral; no_paid_deletion: extortion); without ``flags`` it is
@@ -30,13 +31,13 @@ def _sources(value) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _basis(kb, m: dict, type_id: str, flags: list[str]) -> tuple[bool, bool, list[dict]]:
+def _basis(kb, m: dict, type_id: str, flags: list[str], subtype: str | None = None) -> tuple[bool, bool, list[dict]]:
     """(applies, basic outcome, basis entries) of one measure for the case."""
     if m.get("expected") is False:
         return False, False, []
     mflags = list(m.get("flags") or [])
     types = list(m.get("types") or [])
-    type_basis = {b.get("type"): b for b in m.get("type_basis") or [] if isinstance(b, dict)}
+    type_basis = {b.get("type") or b.get("subtype"): b for b in m.get("type_basis") or [] if isinstance(b, dict)}
     flag_basis = {b.get("flag"): b for b in m.get("flag_basis") or [] if isinstance(b, dict)}
     hits = [f for f in flags if f in mflags]
 
@@ -46,9 +47,10 @@ def _basis(kb, m: dict, type_id: str, flags: list[str]) -> tuple[bool, bool, lis
 
     if type_basis:
         basis = []
-        if type_id in type_basis:
-            b = type_basis[type_id]
-            basis.append({"type": type_id, "item": b.get("item"), "note": b.get("note"), "source": b.get("source")})
+        key = type_id if type_id in type_basis else subtype if subtype in type_basis else None
+        if key:
+            b = type_basis[key]
+            basis.append({"type": key, "item": b.get("item"), "note": b.get("note"), "source": b.get("source")})
         basis += flag_entries()
         return bool(basis), False, basis
     if types and type_id not in types:
@@ -60,21 +62,28 @@ def _basis(kb, m: dict, type_id: str, flags: list[str]) -> tuple[bool, bool, lis
     return False, False, []
 
 
-def expected_measures(kb, type_id: str, flags: Iterable[str]) -> list[dict]:
+def expected_measures(kb, type_id: str, flags: Iterable[str], subtype: str | None = None) -> list[dict]:
     """The measures the platform is expected to take, in the order of measures.yaml.
+
+    `type_id` may also be a sub-type id ("interference.extortion"); `subtype`
+    matters where an article item covers some sub-types only (Art. 23(4)).
 
     Each: {"id", "title", "article", "when", "cite", "source"} plus "basis"
     (the flags/types that trigger it, each with the article item, an optional
     note and its source), "items" (those article items, e.g. "第二十三条(四)")
     and "advice" (plain-words advice for the enterprise, may be "").
     """
+    if type_id in kb.subtypes:
+        type_id, subtype = kb.subtypes[type_id]["type"], type_id
     if type_id not in kb.types or type_id == "out_of_scope":
         return []
+    if subtype and (kb.subtypes.get(subtype) or {}).get("type") != type_id:
+        subtype = None
     flags = list(dict.fromkeys(flags or ()))
     found = []
     triggering: set[str] = set()
     for mid, m in kb.measures.items():
-        applies, basic, basis = _basis(kb, m, type_id, flags)
+        applies, basic, basis = _basis(kb, m, type_id, flags, subtype)
         if not applies:
             continue
         triggering |= {b["flag"] for b in basis if "flag" in b}

@@ -24,6 +24,9 @@ _URL = re.compile(
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+_LATIN_WORD = re.compile(r"[a-z]{2,}")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH_MIN_WORDS = 4   # latin words, at least; and fewer Han characters than a third of them
 # spaces matter only between two latin words ("mini program"); elsewhere they go
 _LOOSE_SPACE = re.compile(r" (?![a-z0-9])|(?<![a-z0-9]) ")
 # variant spellings OpenCC leaves alone
@@ -41,6 +44,7 @@ class Normalised:
     links: tuple[str, ...]   # links as typed (scheme added when missing)
     hosts: tuple[str, ...]   # lower-case host of each link
     traditional: bool  # the user wrote Traditional Chinese
+    english: bool = False   # the user wrote English (a few Chinese words at most)
 
 
 def is_traditional(text: str, simplified: str | None = None) -> bool:
@@ -51,6 +55,8 @@ def is_traditional(text: str, simplified: str | None = None) -> bool:
         if len(simplified) != len(text):      # a phrase conversion changed the length: compare the Han only
             han = "".join(c for c in text if "\u4e00" <= c <= "\u9fff")
             return is_traditional(han, _t2s.convert(han)) if han != text else False
+    if simplified == text:
+        return False
     changed = han = 0
     for a, b in zip(text, simplified):
         if "\u4e00" <= a <= "\u9fff":
@@ -103,4 +109,20 @@ def normalise(raw: str) -> Normalised:
         links=tuple(l for l, _ in links),
         hosts=tuple(h for _, h in links),
         traditional=traditional,
+        english=is_english(text),
     )
+
+
+def is_english(text: str) -> bool:
+    """Mostly English: several latin words and hardly any Chinese (a platform name or two)."""
+    words = len(_LATIN_WORD.findall(text))
+    return words >= ENGLISH_MIN_WORDS and len(_HAN.findall(text)) * 3 < words
+
+
+def pair_keys(text: str):
+    """Every character pair of text as one integer (first code point << 21 | second), as a numpy array."""
+    import numpy as np
+    if len(text) < 2:
+        return np.zeros(0, dtype=np.int64)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+    return (codes[:-1] << 21) | codes[1:]

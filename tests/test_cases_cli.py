@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot import cases_cli
-from bot.cases_cli import EXPORT_COLUMNS, redact
+from bot.cases_cli import redact
+from bot.ops import texts
 from bot.cli import main
 from bot.store import open_store
 
@@ -144,13 +145,13 @@ def test_list_unknown_status_is_refused(data_dir, capsys):
     assert code == 2 and "pending" in err and "submitted" in err and out == ""
 
 
-def test_list_without_a_data_dir_creates_nothing(tmp_path, monkeypatch, capsys):
+def test_a_missing_data_dir_is_an_error_and_creates_nothing(tmp_path, monkeypatch, capsys):
     d = tmp_path / "nothing"
     monkeypatch.setenv("HUQI_DATA_DIR", str(d))
-    code, out, _ = run(capsys, "list")
-    assert code == 0 and "no cases" in out
+    code, out, err = run(capsys, "list")
+    assert code == 3 and str(d) in err and "HUQI_DATA_DIR" in err and out == ""
     assert not d.exists()
-    assert run(capsys, "show", "HQ-2611-7K3Q")[0] == 2
+    assert run(capsys, "show", "HQ-2611-7K3Q")[0] == 3
     assert not d.exists()
 
 
@@ -264,14 +265,15 @@ def test_export_to_file(data_dir, capsys, tmp_path):
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
     text = raw.decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == EXPORT_COLUMNS
+    cols = texts()["export_columns"]
+    rows = [{k: r[label] for k, label in cols.items()} for r in csv.DictReader(io.StringIO(text))]
     assert sorted(r["id"] for r in rows) == sorted(IDS)
     a = next(r for r in rows if r["id"] == "HQ-2609-AAAA")
-    assert a["enterprise"] == "杭州甲科技有限公司" and a["platform"] == "微博" and a["province"] == "浙江"
-    assert a["flags"] == "extortion" and a["status"] == "draft" and a["subtype"] == "rumor.x"
+    assert a["enterprise"] == "杭州甲科技有限公司" and a["platform"] == "微博" and a["province"] == "浙江省"
+    assert a["flags"] == "extortion" and a["status"] == "草稿" and a["type"] == "谣言性信息"
+    assert a["created_at"] == "2026-09-26 16:00"  # Beijing time (08:00 UTC, 40 days before NOW)
     b = next(r for r in rows if r["id"] == "HQ-2610-BBBB")
-    assert b["channel"] == "platform" and "已提交" in b["last_event"] and "DY-1" in b["last_event"]
+    assert b["channel"] == "平台" and "已提交" in b["last_event"] and "DY-1" in b["last_event"]
     assert next(r for r in rows if r["id"] == "HQ-2611-EEEE")["enterprise"] == "宁波乙贸易有限公司"
     for secret in (PHONE, ID_NUMBER, "SECRET-EVIDENCE-TEXT", "555001"):
         assert secret not in text
@@ -281,7 +283,7 @@ def test_export_to_stdout_with_filters(data_dir, capsys):
     code, out, _ = run(capsys, "export", "--status", "closed")
     assert code == 0 and out.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(out[1:])))
-    assert sorted(r["id"] for r in rows) == ["HQ-2601-CCCC", "HQ-2610-DDDD"]
+    assert sorted(r[texts()["export_columns"]["id"]] for r in rows) == ["HQ-2601-CCCC", "HQ-2610-DDDD"]
 
 
 def test_export_to_an_unwritable_place(data_dir, capsys, tmp_path):
@@ -296,10 +298,10 @@ def test_purge_removes_old_closed_cases_only(data_dir, capsys):
     code, out, _ = run(capsys, "purge", "--dry-run")
     assert code == 0 and "HQ-2601-CCCC" in out and "HQ-2610-DDDD" not in out
     assert len(load(data_dir)) == 5
-    code, out, _ = run(capsys, "purge")
+    code, out, _ = run(capsys, "purge", "--yes")
     assert code == 0 and "HQ-2601-CCCC" in out and "purged 1 case" in out
     assert sorted(c["id"] for c in load(data_dir)) == sorted(set(IDS) - {"HQ-2601-CCCC"})
-    code, out, _ = run(capsys, "purge", "--days", "5")
+    code, out, _ = run(capsys, "purge", "--days", "5", "--yes")
     assert code == 0 and "HQ-2610-DDDD" in out
     # Open cases are never purged, however old.
     assert sorted(c["id"] for c in load(data_dir)) == ["HQ-2609-AAAA", "HQ-2610-BBBB", "HQ-2611-EEEE"]
@@ -344,3 +346,234 @@ def test_redact():
     assert redact("wang.xiao@example.com") == "w***@example.com"
     # Long digit runs (post ids in links) are left alone.
     assert redact("https://m.weibo.cn/status/5012345678901") == "https://m.weibo.cn/status/5012345678901"
+
+
+# -- what staff type, limits, privacy ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--platform", "weibo"], ["HQ-2609-AAAA", "HQ-2611-EEEE"]),          # an id matches the stored name
+    (["--platform", "抖音,知乎"], ["HQ-2610-BBBB", "HQ-2601-CCCC", "HQ-2610-DDDD"]),
+    (["--province", "zhejiang"], ["HQ-2609-AAAA", "HQ-2601-CCCC", "HQ-2611-EEEE"]),
+    (["--province", "浙江省"], ["HQ-2609-AAAA", "HQ-2601-CCCC", "HQ-2611-EEEE"]),
+    (["--type", "谣言性信息"], ["HQ-2609-AAAA", "HQ-2601-CCCC", "HQ-2611-EEEE"]),
+    (["--search", "宁波乙"], ["HQ-2611-EEEE"]),
+    (["--search", "2610bbbb"], ["HQ-2610-BBBB"]),
+    (["--messenger", "telegram", "--status", "closed"], ["HQ-2601-CCCC", "HQ-2610-DDDD"]),
+])
+def test_list_filters_take_what_staff_type(data_dir, capsys, args, expected):
+    code, out, _ = run(capsys, "list", *args)
+    assert code == 0
+    assert sorted(listed(out)) == sorted(expected)
+
+
+@pytest.mark.parametrize("args,value", [
+    (["--platform", "火星网"], "火星网"), (["--province", "亚特兰蒂斯"], "亚特兰蒂斯"),
+    (["--type", "gossip"], "gossip"), (["--messenger", "fax"], "fax"),
+])
+def test_an_unknown_filter_value_is_an_error(data_dir, capsys, args, value):
+    code, out, err = run(capsys, "list", *args)
+    assert code == 2 and value in err and out == ""
+    code, out, err = run(capsys, "export", *args)
+    assert code == 2 and value in err and out == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["list", "--older-than", "99999999"],
+    ["list", "--newer-than", "99999999999999999999"],
+    ["purge", "--days", "99999999999"],
+])
+def test_huge_day_counts_are_refused_clearly(data_dir, capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and "100000" in err and "Overflow" not in err
+    assert len(load(data_dir)) == 5
+
+
+def test_the_oldest_possible_cutoff_still_works(data_dir, capsys):
+    code, out, _ = run(capsys, "list", "--older-than", "100000")
+    assert code == 0 and "no cases match" in out
+    code, out, _ = run(capsys, "purge", "--days", "100000", "--yes")
+    assert code == 0 and "purged 0 case" in out
+
+
+def test_a_phone_number_inside_a_link_is_masked(data_dir, capsys, tmp_path):
+    async def add():
+        store = open_store(str(data_dir), clock=lambda: NOW)
+        await store.create(case("HQ-2611-FFFF", "draft", "rumor", "微博", "浙江", 1,
+                                links=[f"https://example.com/u?tel={PHONE}", f"https://example.com/{PHONE}/x"]))
+        await store.close()
+
+    asyncio.run(add())
+    code, out, _ = run(capsys, "show", "HQ-2611-FFFF")
+    assert code == 0 and PHONE not in out and "https://example.com/u?tel=138****5678" in out
+    path = tmp_path / "x.csv"
+    assert run(capsys, "export", "--out", str(path))[0] == 0
+    assert PHONE not in path.read_text(encoding="utf-8-sig") and "138****5678" in path.read_text(encoding="utf-8-sig")
+
+
+def test_purge_asks_before_deleting(data_dir, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
+    code, out, _ = run(capsys, "purge")
+    assert code == 1 and "HQ-2601-CCCC" in out and "nothing removed" in out
+    assert len(load(data_dir)) == 5
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # no answer at all (not a terminal)
+    assert run(capsys, "purge")[0] == 1 and len(load(data_dir)) == 5
+    monkeypatch.setattr("sys.stdin", io.StringIO("yes\n"))
+    code, out, _ = run(capsys, "purge")
+    assert code == 0 and "purged 1 case" in out
+    assert "HQ-2601-CCCC" not in [c["id"] for c in load(data_dir)]
+
+
+def test_set_status_queues_a_notification_for_the_owner(data_dir, capsys):
+    assert run(capsys, "set-status", "HQ-2610-BBBB", "accepted")[0] == 0
+
+    async def queued():
+        store = open_store(str(data_dir), clock=lambda: NOW)
+        try:
+            return await store.outbox_list(case_id="HQ-2610-BBBB")
+        finally:
+            await store.close()
+
+    msgs = asyncio.run(queued())
+    assert len(msgs) == 1 and msgs[0]["owner"] == OWNER and "HQ-2610-BBBB" in msgs[0]["text"]
+    code, out, _ = run(capsys, "show", "HQ-2610-BBBB")
+    assert "Notifications (1)" in out and "pending" in out
+
+
+def test_package_writes_the_zip(data_dir, capsys, tmp_path):
+    import hashlib
+    import zipfile
+
+    files = data_dir / "files" / "HQ-2609-AAAA"
+    files.mkdir(parents=True)
+    (files / "a.png").write_bytes(b"png-bytes")
+
+    async def attach():
+        store = open_store(str(data_dir), clock=lambda: NOW)
+        await store.update("HQ-2609-AAAA", {"attachments": [
+            {"name": "截图1.png", "path": "HQ-2609-AAAA/a.png", "size": 9,
+             "sha256": hashlib.sha256(b"png-bytes").hexdigest(), "received_at": ago(2)}]})
+        await store.close()
+
+    asyncio.run(attach())
+    out_path = tmp_path / "p.zip"
+    code, out, _ = run(capsys, "package", "hq 2609 aaaa", "--out", str(out_path))
+    assert code == 0 and str(out_path) in out
+    z = zipfile.ZipFile(out_path)
+    assert [n for n in z.namelist() if n.startswith("evidence/")] == ["evidence/01_截图1.png"]
+    assert hashlib.sha256(b"png-bytes").hexdigest() in z.read("manifest.csv").decode("utf-8-sig")
+    assert out_path.stat().st_mode & 0o077 == 0
+    assert run(capsys, "package", "HQ-2611-2222", "--out", str(tmp_path / "q.zip"))[0] == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".zip", ".tmp")) == ["p.zip"]
+
+
+# -- while huqi serve holds the store: through its API ----------------------------------------------
+
+TOKEN = "cli-operator-token-0123456789"
+
+
+@pytest.fixture
+def service(data_dir, monkeypatch):
+    """The API served from another thread on a free port, holding the TinyDB store."""
+    import threading
+
+    from aiohttp import web
+
+    from bot import api
+    from bot.appkeys import CLOCK, SETTINGS, STORE
+    from bot.config import load_settings
+
+    env = {"HUQI_DATA_DIR": str(data_dir), "HUQI_API_TOKENS": f"desk:{TOKEN}", "HUQI_REMINDER_DAYS": "7"}
+    loop = asyncio.new_event_loop()
+    state = {}
+
+    async def up():
+        settings = load_settings(env)
+        store = open_store(str(data_dir), clock=lambda: NOW)
+        app = web.Application()
+        app[STORE], app[SETTINGS], app[CLOCK] = store, settings, lambda: NOW
+        api.setup(app)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state.update(store=store, runner=runner, port=site._server.sockets[0].getsockname()[1])
+
+    ready = threading.Event()
+
+    def serve():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(up())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(20)
+    monkeypatch.setenv("HUQI_HTTP_PORT", str(state["port"]))
+    monkeypatch.setenv("HUQI_API_TOKENS", f"desk:{TOKEN}")
+    yield state
+
+    async def down():
+        await state["runner"].cleanup()
+        await state["store"].close()
+
+    asyncio.run_coroutine_threadsafe(down(), loop).result(20)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(20)
+
+
+def test_set_status_while_the_service_runs_goes_through_its_api(data_dir, capsys, service):
+    code, out, err = run(capsys, "set-status", "HQ-2610-BBBB", "accepted", "--note", "平台已受理", "--ref", "DY-2")
+    assert code == 0, err
+    assert "已提交 → 已受理" in out and "owner is notified" in out
+    # the change is in the service's store, recorded with the token's name
+    code, out, err = run(capsys, "show", "HQ-2610-BBBB")
+    assert code == 0 and "已受理" in out and "[desk]" in out and "DY-2" in out and "Notifications (1)" in out
+    code, out, err = run(capsys, "set-status", "HQ-2609-AAAA", "accepted")
+    assert code == 2 and "可以改为" in err
+    code, out, err = run(capsys, "show", "HQ-2611-2222")
+    assert code == 2 and "no such case" in err
+
+
+def test_list_export_and_package_while_the_service_runs(data_dir, capsys, service, tmp_path):
+    code, out, _ = run(capsys, "list", "--platform", "抖音")
+    assert code == 0 and sorted(listed(out)) == ["HQ-2601-CCCC", "HQ-2610-BBBB"]
+    code, out, err = run(capsys, "list", "--platform", "火星网")
+    assert code == 2 and "火星网" in err
+    path = tmp_path / "all.csv"
+    code, _, err = run(capsys, "export", "--out", str(path))
+    assert code == 0 and "exported 5 case" in err
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    code, out, _ = run(capsys, "package", "HQ-2609-AAAA", "--out", str(tmp_path / "p.zip"))
+    assert code == 0 and (tmp_path / "p.zip").stat().st_size > 0
+
+
+def test_purge_while_the_service_runs_says_what_to_do(data_dir, capsys, service):
+    code, out, err = run(capsys, "purge", "--yes")
+    assert code == 3 and "huqi serve" in err
+
+
+def test_without_a_token_the_cli_names_the_variable(data_dir, capsys, service, monkeypatch):
+    monkeypatch.delenv("HUQI_API_TOKENS")
+    code, out, err = run(capsys, "list")
+    assert code == 3 and "HUQI_API_TOKEN" in err
+    monkeypatch.setenv("HUQI_API_TOKEN", "not-the-right-token-000")
+    code, out, err = run(capsys, "list")
+    assert code == 3 and "HUQI_API_TOKEN" in err
+
+
+def test_a_service_that_does_not_answer_is_reported(data_dir, capsys, monkeypatch):
+    import socket
+
+    holder = open_store(str(data_dir))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    monkeypatch.setenv("HUQI_HTTP_PORT", str(port))
+    monkeypatch.setenv("HUQI_API_TOKEN", TOKEN)
+    try:
+        code, out, err = run(capsys, "set-status", "HQ-2610-BBBB", "accepted")
+        assert code == 3 and "HUQI_HTTP_PORT" in err and str(port) in err
+    finally:
+        asyncio.run(holder.close())

@@ -333,7 +333,7 @@ def test_a_weakly_matching_question_is_offered_not_asserted(engine):
 
 def test_not_knowing_the_platform_moves_on(engine):
     state, _ = engine.start()
-    state, replies = engine.handle(state, {"type": "text", "text": "有人在群里发了我们董事长的身份证照片和家庭住址"})
+    state, replies = engine.handle(state, {"type": "text", "text": "有人在网上发了我们董事长的身份证照片和家庭住址"})
     state, replies = engine.handle(state, answer_for(state, replies, "privacy_leak.identity_documents"))
     assert state["step"] == "where"
     state, replies = engine.handle(state, {"type": "text", "text": "不知道"})

@@ -1,6 +1,8 @@
 """FAQ search: varied phrasings written for this test (not copied from faq.yaml) find the right entry."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from knowledge import knowledge
@@ -125,3 +127,101 @@ def test_get_related_topics(faq, kb):
 ])
 def test_looks_like_question(text, expected):
     assert looks_like_question(text) is expected
+
+
+# ------------------------------------------------------------------ issue 10: rewordings, keywords, paraphrase set
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+PARAPHRASES = Path(__file__).parent / "data" / "faq_paraphrases.jsonl"
+
+
+def _paraphrases():
+    return [json.loads(line) for line in PARAPHRASES.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("question, expected", [
+    # colloquial forms
+    ("删帖要交钱不", {"platform_charges"}),
+    ("平台删帖收不收钱", {"platform_charges"}),
+    ("被人冒充了咋办", {"type_impersonation", "fake_official_account"}),
+    ("有没有办法先把帖子藏起来", {"limited_private"}),
+    # Traditional, typos (homophones), word order
+    ("刪帖要收費嗎", {"platform_charges"}),
+    ("举包要准被啥材料", {"materials_needed"}),
+    ("材料 举报 需要 哪些", {"materials_needed"}),
+    # topic-bearing words decide between entries that share the rest
+    ("删帖费是平台收的吗", {"platform_charges"}),
+    ("发帖的人在海外,帖子在国内平台", {"poster_abroad"}),
+])
+def test_rewordings_find_the_entry(faq, question, expected):
+    hits = faq.search(question)
+    assert hits and hits[0][0]["id"] in expected, (question, [(e["id"], s) for e, s in hits])
+
+
+def test_paid_deletion_words_lead_to_article_26(faq):
+    for q in ("删帖要交钱不", "删帖费合法吗", "举报是免费的还是付费的"):
+        entry, _ = faq.search(q)[0]
+        assert "WS Art. 26" in entry["source"], q
+
+
+def test_a_place_name_alone_does_not_make_a_policy_question(faq):
+    """Keywords count only in a question about our domain."""
+    assert faq.search("帮我订一张去北京的机票") == []
+    assert faq.search("北京企业去哪儿投诉")[0][0]["id"] == "local_other"
+
+
+def test_paraphrase_set_is_large_and_kept_out_of_the_phrasings(faq, kb):
+    rows = _paraphrases()
+    assert len(rows) >= 60
+    assert all(r["faq_id"] in kb.faq for r in rows), [r for r in rows if r["faq_id"] not in kb.faq]
+    written = {faq.core(t) for f in kb.faq.values() for t in [f["question"], *(f.get("phrasings") or [])]}
+    leaked = [r["text"] for r in rows if faq.core(r["text"]) in written]
+    assert not leaked, leaked
+
+
+def test_paraphrase_set_top1_at_least_95_percent(faq):
+    rows = _paraphrases()
+    right = sum(1 for r in rows if [e["id"] for e, _ in faq.search(r["text"], limit=1)] == [r["faq_id"]])
+    assert right / len(rows) >= 0.95, f"{right}/{len(rows)}"
+
+
+# ------------------------------------------------------------------ issue 10: the topics an enterprise needs
+
+@pytest.mark.parametrize("fid, needed", [
+    ("private_group", {"guidance (十一)", "WS Art. 5(4)"}),
+    ("poster_abroad", {"WS Art. 2"}),
+    ("ir_staff_report", {"WS Art. 5(2)"}),
+    ("search_snapshot", {"guidance (十一)"}),
+    ("using_12377_site", {"research"}),
+    ("foreign_enterprise", {"guidance (十三)", "WS Art. 5(2)"}),
+    ("our_content_reported", {"WS Art. 24"}),
+    ("limit_reach", {"selfmedia 5", "selfmedia 9", "selfmedia 10", "selfmedia 11"}),
+    ("trade_secret", {"notice 二.3"}),
+    ("other_province_platform", {"guidance (十四)", "notice 三(二)"}),
+    ("counterfeit_goods", {"WS Art. 6(1)", "notice 二.1"}),
+    ("private_economy_law", {"private_economy_law"}),
+])
+def test_missing_topics_are_answered_with_their_sources(kb, faq, fid, needed):
+    entry = kb.faq[fid]
+    assert needed <= set(entry["source"]), (fid, entry["source"])
+    assert faq.get(fid)["cite"]
+    # the entry's own question finds it
+    assert faq.search(entry["question"])[0][0]["id"] == fid
+
+
+def test_readings_and_general_knowledge_are_worded_as_such(kb):
+    """An answer resting on huqi's reading or on general knowledge says so to the user."""
+    for fid, f in kb.faq.items():
+        keys = {s.split()[0] for s in f["source"]}
+        if "huqi_reading" in keys:
+            assert "护企的理解" in f["answer"], fid
+        if "common_knowledge" in keys:
+            assert "常识" in f["answer"], fid
+
+
+def test_counterfeit_goods_invent_no_contact(kb):
+    answer = kb.faq["counterfeit_goods"]["answer"]
+    assert not re.search(r"https?://|\d{5,}", answer)
+    assert "知识产权" in answer and "市场监督管理" in answer

@@ -280,7 +280,7 @@ def test_unknown_condition_in_routing_when(data):
 def test_unknown_condition_in_routing_unless(data):
     """`unless` and `and_when` use the same vocabulary as `when`: a typo there
     silently changes the channel plan (the step is never dropped)."""
-    edit(data, "routing.yaml", "unless: [province_unknown]", "unless: [province_unknow]")
+    edit(data, "routing.yaml", "when: [no_response, refused]", "when: [no_response, refused]\n    unless: [province_unknow]")
     find(problems_of(data), "routing.yaml", "province", "unless", "province_unknow")
 
 
@@ -376,3 +376,91 @@ def test_kb_check_on_yaml_typo_exits_nonzero_without_traceback(data):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr
     assert re.search(r"faq\.yaml: line \d+, column \d+: YAML", r.stderr), r.stderr
+
+
+# ------------------------------------------------------------------ issue 10: schema, duplicates, citations
+
+def test_duplicate_key_in_an_entry_names_file_entry_and_key(data):
+    """YAML keeps the second of two equal keys: the first list would be lost silently."""
+    edit_re(data, "types.yaml", r"(- id: interference\.account_matrix\n(?:(?!      - id:).)*?\n)(        strong_cues:)",
+            r"\1        strong_cues: [马甲]\n\2")
+    find(problems_of(data), "types.yaml", "interference.account_matrix", "strong_cues", "duplicate key")
+
+
+@pytest.mark.parametrize("file", [f + ".yaml" for f in FILES])
+def test_duplicate_top_level_key_in_every_file(data, file):
+    p = data / file
+    text = p.read_text(encoding="utf-8")
+    first = re.search(r"^([a-z_]+):", text, re.M).group(1)
+    p.write_text(text + f"\n{first}: []\n", encoding="utf-8")
+    find(problems_of(data), file, None, first, "duplicate key")
+
+
+def test_alias_given_as_a_string_is_refused(data):
+    """`aliases: 微博` would be read as 微 and 博."""
+    edit_re(data, "platforms.yaml", r"(- id: weibo\n    name: 微博\n    aliases: )\[[^\]]*\]", r"\1微博")
+    find(problems_of(data), "platforms.yaml", "weibo", "aliases", "must be a list")
+
+
+def test_misspelt_field_is_refused_with_a_suggestion(data):
+    edit(data, "types.yaml", "    cues: [谣言,", "    cuse: [谣言,")
+    p = find(problems_of(data), "types.yaml", "rumor", "cuse", "unknown field")
+    assert "'cues'" in p.message
+
+
+def test_misspelt_field_in_a_nested_entry(data):
+    edit(data, "faq.yaml", "    phrasings: [哪些情况可以举报", "    phrasing: [哪些情况可以举报")
+    find(problems_of(data), "faq.yaml", "what_counts", "phrasing", "unknown field")
+
+
+def test_wrong_field_types_are_refused(data):
+    edit(data, "routing.yaml", "no_response_days: 7", "no_response_days: seven")
+    edit(data, "measures.yaml", "    expected: false", "    expected: nope")
+    edit(data, "faq.yaml", "    topic: scope", "    topic: scoop")
+    problems = problems_of(data)
+    find(problems, "routing.yaml", None, "no_response_days", "whole number")
+    find(problems, "measures.yaml", "objection", "expected", "true or false")
+    find(problems, "faq.yaml", "what_counts", "topic", "scoop")
+
+
+@pytest.mark.parametrize("bad,words", [
+    ("WS Art. 30", ("articles 1-29", "30")),
+    ("WS Art. 10(9)", ("Art. 10", "(9)")),
+    ("WS Art. 13(1)", ("Art. 13", "no numbered items")),
+    ("guidance (二十六)", ("(二十六)",)),
+    ("notice 二.11", ("part 二", "11")),
+    ("notice 三(五)", ("part 三", "5")),
+    ("selfmedia 14", ("1-13", "14")),
+])
+def test_citation_to_an_article_the_document_does_not_have(data, bad, words):
+    edit(data, "faq.yaml", "source: [WS Art. 26, WS Art. 29]", f"source: [WS Art. 26, {bad}]")
+    find(problems_of(data), "faq.yaml", "platform_charges", "source", *words)
+
+
+def test_citations_the_documents_have_pass():
+    from knowledge.loader import locator_problem
+    kb = load()
+    for src in ("Art. 29", "Art. 23(4)", "Art. 21(1)(2)", "Art. 5(2), Art. 7"):
+        assert locator_problem(kb.documents["WS"], src) is None, src
+    assert locator_problem(kb.documents["guidance"], "(二十五)") is None
+    assert locator_problem(kb.documents["notice"], "二.10") is None
+    assert locator_problem(kb.documents["notice"], "三(四)") is None
+    assert locator_problem(kb.documents["selfmedia"], "13") is None
+    assert locator_problem(kb.documents["civil_code"], "第1024条") is None
+
+
+def test_verified_claim_resting_on_research_is_refused(data):
+    edit_re(data, "channels.yaml", r"(portal:\n      name: 广东省互联网举报中心\n      url: \S+\n      verified: )false",
+            r"\1true")
+    find(problems_of(data), "channels.yaml", None, "verified", "research")
+
+
+def test_kb_check_fails_on_schema_problems(data):
+    edit(data, "types.yaml", "    cues: [谣言,", "    cuse: [谣言,")
+    edit_re(data, "platforms.yaml", r"(- id: weibo\n    name: 微博\n    aliases: )\[[^\]]*\]", r"\1微博")
+    r = subprocess.run([sys.executable, "-c", _CHECK_DIR, str(data)], capture_output=True, text=True,
+                       encoding="utf-8", cwd=ROOT, timeout=60, stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "types.yaml: rumor: cuse" in r.stderr and "platforms.yaml: weibo: aliases" in r.stderr, r.stderr

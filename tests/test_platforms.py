@@ -158,17 +158,43 @@ def test_longer_product_name_wins_over_its_platform():
 
 # ------------------------------------------------------------------ several platforms
 
-def test_two_platforms_named_without_a_link_leave_the_platform_open():
+def test_two_platforms_named_without_a_link_the_first_named_is_the_platform():
     r = classify("微博和抖音上都有人造谣说我们公司资金链断裂,马上要破产")
-    assert r.platform is None
+    assert r.platform == "weibo"
     assert r.platforms == ["weibo", "douyin"]
     assert "cross_platform" in r.flags
 
 
-def test_three_platforms_named():
-    r = classify("小红书、B站、知乎上同时出现一批帖子,说我们的奶粉喝了致癌")
-    assert r.platform is None
+@pytest.mark.parametrize("text, first, every", [
+    ("小红书、B站、知乎上同时出现一批帖子,说我们的奶粉喝了致癌", "xiaohongshu", ["xiaohongshu", "bilibili", "zhihu"]),
+    ("抖音快手都有,说我们的火锅底料用的是回收油", "douyin", ["douyin", "kuaishou"]),
+    ("股吧、雪球上同一时间冒出很多帖子说我们董事长被带走了", "eastmoney", ["eastmoney", "xueqiu"]),
+    ("Posts on Weibo and Douyin call our company a scam", "weibo", ["weibo", "douyin"]),
+], ids=["three", "glued", "finance", "english"])
+def test_several_platforms_named(text, first, every):
+    r = classify(text)
+    assert (r.platform, r.platforms) == (first, every)
     assert "cross_platform" in r.flags
+    assert r.as_json()["platforms"] == every
+
+
+@pytest.mark.parametrize("text, pid", [
+    ("有个公号写文章说我们的奶茶用的是过期原料", "wechat"),
+    ("一篇公众号文章把我们去年早被撤销的处罚又拿出来说", "wechat"),
+    ("群里有人在传我们公司要倒闭了,让大家赶紧去退卡", "wechat"),
+    ("视频号上有个账号冒用我们的品牌名直播卖货", "wechat"),
+    ("股吧里有人造谣说我们财务造假", "eastmoney"),
+    ("QQ群里有人发我们老板的电话", "qq"),
+], ids=["gonghao", "gzh-article", "qunli", "shipinhao", "guba", "qq-group"])
+def test_a_product_word_alone_names_the_platform(text, pid):
+    r = classify(text)
+    assert r.platform == pid and r.platforms == [pid]
+    assert "cross_platform" not in r.flags
+
+
+@pytest.mark.parametrize("text", ["办公号码被人公开在网上了", "人群里有人喊我们是骗子"])
+def test_words_containing_a_product_word_are_not_the_platform(text):
+    assert classify(text).platforms == []
 
 
 def test_a_link_decides_even_when_another_platform_is_named():

@@ -74,15 +74,17 @@ def test_province_without_portal_gets_the_12377_directory_hint_and_no_url(kb):
     assert "12377" in c["directory_hint"]
 
 
-def test_unknown_province_escalates_to_12377_with_directory_hint_and_no_invented_url(kb):
+def test_unknown_province_goes_to_the_province_step_with_the_directory_hint(kb):
+    """The enterprise files at its own province (guidance (十四)); no source sends an unknown
+    province to 12377, so the plan keeps the province step and says how to find the office."""
     p = plan(kb, province=None)
-    assert "province" not in ids(p)                     # unless: province_unknown
-    central = step(p, "central_escalation")
-    assert central["if"] in ("no_response", "refused")
-    c = central["contact"]
-    assert c["hotline"] == "12377"
-    assert c["website"] == "www.12377.cn"
+    assert "central_escalation" not in ids(p)
+    prov = step(p, "province")
+    assert prov["if"] in ("no_response", "refused")
+    c = prov["contact"]
+    assert c["province"] is None and c["url"] == ""
     assert "12377" in c["directory_hint"]
+    assert c["verified"] is False                       # the hint is general knowledge
     # every URL shown comes from the data
     known = {kb.channels["central"]["enterprise_zone"]["url"], kb.channels["central"]["website"]}
     for s in p:
@@ -91,6 +93,14 @@ def test_unknown_province_escalates_to_12377_with_directory_hint_and_no_invented
                 assert url in known, url
     # an unknown province id counts as unknown
     assert ids(plan(kb, province="atlantis")) == ids(p)
+
+
+def test_central_contact_is_general_knowledge_not_a_seed(kb):
+    c = step(plan(kb, cross_region=True), "central_escalation")["contact"]
+    assert c["hotline"] == "12377" and c["website"] == "www.12377.cn"
+    assert c["verified"] is False
+    assert "common_knowledge" in kb.channels["central"]["source"]
+    assert c["enterprise_zone"]["verified"] is False
 
 
 def _strings(node):
@@ -135,8 +145,10 @@ def test_dispute_makes_court_an_option_now(kb):
 
 def test_cross_platform_counts_as_cross_region(kb):
     p = plan(kb, flags=["cross_platform"])
-    assert "central_cross_platform" in ids(p)
-    assert step(p, "central_cross_platform")["if"] is None
+    # no source sends cross-platform cases to the centre: they are reported on each platform
+    assert all(s["channel"] != "central" or s["if"] for s in p)
+    assert step(p, "cross_platform_reports")["channel"] == "platform"
+    assert step(p, "cross_platform_reports")["if"] is None
     assert step(p, "central_escalation")["if"] in ("no_response", "refused")
     assert "platform_account_measures" in ids(p)
     # the dialog may also settle cross_region itself
@@ -158,9 +170,10 @@ def test_next_channel_climbs_platform_province_central(kb):
     assert next_channel(kb, p, "platform_account_measures")["id"] == "province"
     assert next_channel(kb, p, "province")["id"] == "central_escalation"
     assert next_channel(kb, p, "central_escalation") is None
-    # without a province the platform escalates straight to 12377
+    # without a province the platform escalates to the province step (its directory hint), not to 12377
     p2 = plan(kb, province=None)
-    assert next_channel(kb, p2, "platform")["id"] == "central_escalation"
+    assert next_channel(kb, p2, "platform")["id"] == "province"
+    assert next_channel(kb, p2, "province") is None
     # nothing above the province when the case is local
     assert next_channel(kb, plan(kb), "province") is None
     assert next_channel(kb, plan(kb), "no_such_step") is None

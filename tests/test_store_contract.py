@@ -951,3 +951,33 @@ async def test_ping(store):
         await store.get_state("telegram:1")
     with pytest.raises(StoreClosed):
         await store.outbox_add(note())
+
+
+async def test_many_due_reminders_are_copied_in_slices(store, monkeypatch):
+    """A big sweep gives the event loop back between slices, so other chats
+    are answered meanwhile (the slice length is a setting; 0 = every chunk)."""
+    import bot.store.local
+
+    if not hasattr(store, "_rem_index"):
+        pytest.skip("not a single-process store")
+    monkeypatch.setattr(bot.store.local, "_SLICE", 0)
+    for i in range(3):
+        c = await store.create(sample_case())
+        await store.set_reminder(c["id"], T0 + timedelta(minutes=i), "follow_up")
+    # 1,000 more straight into the index (fast to set up; same code path when read).
+    with store._mem:
+        for i in range(1000):
+            store._rem_index.set_case(f"X{i:04d}", "telegram:1", [
+                {"case_id": f"X{i:04d}", "kind": "follow_up", "due": iso(T0 - timedelta(minutes=i))}])
+    ran = []
+
+    async def other_chat():
+        ran.append("other")
+
+    task = asyncio.create_task(other_chat())
+    due = await store.due_reminders(T0 + timedelta(hours=1))
+    ran.append("sweep done")
+    await task
+    assert ran == ["other", "sweep done"]
+    assert len(due) == 1003
+    assert [r["due"] for r in due] == sorted(r["due"] for r in due)

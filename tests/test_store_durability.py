@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import StoreCorrupt, StoreLocked, open_store
+from bot.store import StoreCorrupt, StoreError, StoreLocked, open_store
 from bot.store.logged_tinydb import LOG, SNAPSHOT, LoggedTinyDBStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -575,3 +575,47 @@ def test_states_and_outbox_survive_kills(tmp_path):
 
         asyncio.run(check())
     assert total > 100, f"only {total} writes acknowledged; the test proves little"
+
+
+async def test_ping_notices_a_vanished_data_directory(tmp_path):
+    d = tmp_path / "data"
+    store = LoggedTinyDBStore(str(d), compact_on_close=False)
+    await store.put_state("telegram:1", {"n": 1})
+    await store.ping()
+    (d / LOG).unlink()
+    with pytest.raises(StoreError):
+        await store.ping()
+    for name in os.listdir(d):
+        os.unlink(d / name)
+    os.rmdir(d)
+    with pytest.raises(StoreError):
+        await store.ping()
+    await store.close()  # without compaction: nothing to write
+
+
+async def test_files_of_the_previous_version_open(tmp_path):
+    """A v1 snapshot and a log without a header (written before states and
+    the outbox existed) open, and are upgraded by the next compaction."""
+    d = tmp_path / "data"
+    d.mkdir(mode=0o700)
+    a = {"id": "HQ-2611-2222", "owner": {"messenger": "telegram", "user_id": "42"}, "status": "submitted",
+         "created_at": "2026-11-05T08:00:00+00:00", "updated_at": "2026-11-05T08:00:00+00:00", "history": [],
+         "reminders": [{"case_id": "HQ-2611-2222", "kind": "no_news", "due": "2026-11-12T08:00:00+00:00"}]}
+    ix = {"owner": "telegram:42", "status": "submitted", "created_at": a["created_at"],
+          "updated_at": a["updated_at"], "reminders": a["reminders"]}
+    meta = {"format": "huqi-cases", "version": 1, "seq": 2, "cases": 1}
+    (d / SNAPSHOT).write_text(
+        '{"meta": %s,\n"index": {\n"%s": %s\n},\n"cases": {\n"%s": %s\n}}\n'
+        % (json.dumps(meta), a["id"], json.dumps(ix), a["id"], json.dumps(a)), "utf-8")
+    b = dict(a, id="HQ-2611-3333", reminders=[])
+    (d / LOG).write_text(json.dumps({"seq": 3, "op": "put", "table": "cases", "id": b["id"], "doc": b}) + "\n")
+    store = LoggedTinyDBStore(str(d))
+    assert sorted(c["id"] for c in await store.list()) == [a["id"], b["id"]]
+    assert [r["case_id"] for r in await store.due_reminders("2026-12-01T00:00:00+00:00")] == [a["id"]]
+    await store.put_state("telegram:42", {"step": "start"})
+    await store.close()
+    assert json.loads((d / SNAPSHOT).read_text("utf-8"))["meta"]["version"] == 2
+    store = LoggedTinyDBStore(str(d))
+    assert len(await store.list()) == 2
+    assert await store.get_state("telegram:42") == {"step": "start"}
+    await store.close()

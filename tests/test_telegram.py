@@ -1,206 +1,35 @@
 """The Telegram adapter against a fake Bot API server: real PTB, no network.
 
-The fake server (aiohttp on 127.0.0.1) answers what PTB calls, records every
-call and serves queued updates to getUpdates.  Most tests hand updates to
-``application.process_update`` (deterministic); the polling path and the
-``huqi`` command itself are driven through getUpdates.
+Most tests hand updates to ``application.process_update`` (deterministic);
+the polling path and the ``huqi`` command itself are driven through
+getUpdates.  Webhook mode and the service as a whole: tests/test_serve.py.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
+import hashlib
 import os
 import signal
-import stat
 import sys
-import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from aiohttp import web
 from telegram import Update
 
-from bot import reminders
+from bot import files, reminders
+from bot.conversation import Conversations
+from bot.sender import Sender
 from bot.store import open_store
-from bot.telegram import (STATES_FILE, TelegramBot, build_application, button_value, callback_data, split_text)
+from bot.sweep import sweep
+from bot.telegram import TelegramBot, build_application
+from bot.tg_render import button_value, callback_data, split_text
 from dialogs.engine import Engine
+from tests.fake_telegram import (TOKEN, FakeTelegram, _update_ids, button_update, document_update, keyboard,
+                                 photo_update, text_update, texts)
 
-TOKEN = "123456:TEST-token"
 ALICE, BOB = 1001, 2002
 DESCRIPTION = "有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321"
-
-
-class FakeTelegram:
-    """Just enough of the Bot API for PTB, recording (method, params) of every call."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, dict]] = []
-        self.updates: list[dict] = []
-        self._ids = itertools.count(1)
-        self._message_ids = itertools.count(100)
-        self._new = asyncio.Event()
-        self.hold: dict[int, asyncio.Event] = {}                # chat id -> sendMessage waits for it
-        self.failures: dict[str, list[tuple[int, dict]]] = {}   # method -> [(status, error body)]
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/bot"
-
-    # updates
-    def push(self, update: dict) -> dict:
-        update = dict(update, update_id=next(self._ids))
-        self.updates.append(update)
-        self._new.set()
-        return update
-
-    # recorded calls
-    def called(self, method: str) -> list[dict]:
-        return [p for m, p in self.calls if m == method]
-
-    def sent(self, chat_id: int, since: int = 0) -> list[dict]:
-        """sendMessage/sendDocument calls to a chat after call number ``since``."""
-        return [dict(p, method=m) for m, p in self.calls[since:]
-                if m in ("sendMessage", "sendDocument") and str(p.get("chat_id")) == str(chat_id)]
-
-    async def wait_for(self, predicate, timeout: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = predicate()
-            if result:
-                return result
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"timed out; calls: {[m for m, _ in self.calls]}")
-
-    # the API
-    async def _handle(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        params = await self._params(request)
-        self.calls.append((method, params))
-        if self.failures.get(method):
-            status, body = self.failures[method].pop(0)
-            return web.json_response({"ok": False, "error_code": status} | body, status=status)
-        result = await getattr(self, f"api_{method}", self.api_default)(params)
-        return web.json_response({"ok": True, "result": result})
-
-    async def _params(self, request: web.Request) -> dict:
-        if request.content_type == "application/json":
-            return await request.json()
-        params = {}
-        for key, value in (await request.post()).items():
-            if isinstance(value, web.FileField):
-                params[key] = {"filename": value.filename, "content": value.file.read()}
-            else:
-                params[key] = value
-        return params
-
-    async def api_default(self, params):
-        return True
-
-    async def api_getMe(self, params):
-        return {"id": 999, "is_bot": True, "first_name": "huqi", "username": "huqi_test_bot",
-                "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
-
-    async def api_getUpdates(self, params):
-        offset = int(params.get("offset") or 0)
-        wait = min(float(params.get("timeout") or 0), 0.2)
-        ready = [u for u in self.updates if u["update_id"] >= offset]
-        if not ready and wait > 0:
-            self._new.clear()
-            try:
-                await asyncio.wait_for(self._new.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
-            ready = [u for u in self.updates if u["update_id"] >= offset]
-        return ready
-
-    def _message(self, params, **extra):
-        return {"message_id": next(self._message_ids), "date": int(time.time()),
-                "chat": {"id": int(params["chat_id"]), "type": "private", "first_name": "U"},
-                "from": {"id": 999, "is_bot": True, "first_name": "huqi"}} | extra
-
-    async def api_sendMessage(self, params):
-        gate = self.hold.get(int(params["chat_id"]))
-        if gate is not None:
-            await gate.wait()
-        return self._message(params, text=params.get("text", ""))
-
-    async def api_sendDocument(self, params):
-        doc = params.get("document") or {}
-        return self._message(params, document={"file_id": "DOC", "file_unique_id": "DOCU",
-                                               "file_name": doc.get("filename") if isinstance(doc, dict) else None})
-
-
-# ── updates as Telegram sends them ──────────────────────────────────
-_msg_ids = itertools.count(1)
-_update_ids = itertools.count(1)
-
-
-def _user(uid: int) -> dict:
-    return {"id": uid, "is_bot": False, "first_name": f"U{uid}", "language_code": "zh-hans"}
-
-
-def _chat(uid: int, kind: str = "private") -> dict:
-    return {"id": uid, "type": kind, "first_name": f"U{uid}"} if kind == "private" else \
-        {"id": -uid, "type": kind, "title": "group"}
-
-
-def text_update(uid: int, text: str, chat: str = "private") -> dict:
-    message = {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid, chat),
-               "from": _user(uid), "text": text}
-    if text.startswith("/"):
-        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-    return {"message": message}
-
-
-def document_update(uid: int, name: str, size: int) -> dict:
-    return {"message": {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid),
-                        "from": _user(uid), "caption": "证据",
-                        "document": {"file_id": f"FILE-{name}", "file_unique_id": "U1", "file_name": name,
-                                     "mime_type": "image/png", "file_size": size}}}
-
-
-def photo_update(uid: int) -> dict:
-    sizes = [{"file_id": f"P{i}", "file_unique_id": f"PU{i}", "width": w, "height": w, "file_size": w * 10}
-             for i, w in enumerate((90, 320, 1280))]
-    return {"message": {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid),
-                        "from": _user(uid), "photo": sizes}}
-
-
-def button_update(uid: int, data: str) -> dict:
-    return {"callback_query": {"id": f"cq{next(_msg_ids)}", "from": _user(uid), "chat_instance": "ci",
-                               "data": data,
-                               "message": {"message_id": next(_msg_ids), "date": int(time.time()),
-                                           "chat": _chat(uid), "from": {"id": 999, "is_bot": True,
-                                                                        "first_name": "huqi"},
-                                           "text": "…"}}}
-
-
-def keyboard(call: dict) -> list[dict]:
-    markup = call.get("reply_markup")
-    if not markup:
-        return []
-    markup = json.loads(markup) if isinstance(markup, str) else markup
-    return [b for row in markup["inline_keyboard"] for b in row]
-
-
-def texts(calls: list[dict]) -> str:
-    return "\n".join(c.get("text") or c.get("caption") or "" for c in calls)
 
 
 # ── fixtures ────────────────────────────────────────────────────────
@@ -241,16 +70,26 @@ class Driver:
         return await self.send(button_update(uid, button["callback_data"]))
 
 
+def make_adapter(store, tmp_path, engine, **kw) -> TelegramBot:
+    conversations = Conversations(store, "telegram", engine=engine)
+    return TelegramBot(conversations, files_dir=tmp_path / "files", **kw)
+
+
 @asynccontextmanager
 async def running(fake, tmp_path, store, engine, **kw):
-    adapter = TelegramBot(store, tmp_path, engine=engine, **kw)
-    app = build_application(TOKEN, adapter, base_url=fake.base_url, base_file_url=fake.base_url)
+    store = store if store is not None else open_store(None, backend="memory")
+    adapter = make_adapter(store, tmp_path, engine, **kw)
+    app = build_application(TOKEN, adapter, base_url=fake.base_url, base_file_url=fake.file_url)
     await app.initialize()
+    await adapter.post_init(app)
     try:
         yield Driver(fake, adapter, app)
     finally:
         await app.shutdown()
-        await adapter.post_shutdown(app)
+
+
+async def state_of(store, uid: int) -> dict:
+    return ((await store.get_state(f"telegram:{uid}")) or {}).get("state") or {}
 
 
 async def intake(d: Driver, uid: int) -> list[dict]:
@@ -335,17 +174,27 @@ async def test_a_stranger_cannot_open_someone_elses_case(fake, tmp_path, engine)
         assert len(fake.called("answerCallbackQuery")) == answered + 6     # every press is answered
 
 
-async def test_documents_and_photos_are_acknowledged_and_big_files_refused(fake, tmp_path, engine):
-    async with running(fake, tmp_path, None, engine) as d:
+async def test_documents_and_photos_are_downloaded_with_their_sha256_and_bad_files_refused(fake, tmp_path, engine):
+    store = open_store(None, backend="memory")
+    png, jpg = b"\x89PNG fake screenshot", b"\xff\xd8 fake photo"
+    fake.files.update({"FILE-截图.png": png, "P2": jpg})
+    async with running(fake, tmp_path, store, engine) as d:
         await d.say(ALICE, "/start")
-        replies = await d.send(document_update(ALICE, "截图.png", 1234))
-        assert "收到文件 截图.png" in texts(replies)
+        replies = await d.send(document_update(ALICE, "截图.png", len(png)))
+        assert "截图.png" in texts(replies)
         replies = await d.send(photo_update(ALICE))
-        assert "收到文件 photo_PU2.jpg" in texts(replies)
-        replies = await d.send(document_update(ALICE, "录屏.mp4", 25 * 1024 * 1024))
-        assert "太大" in texts(replies)
-        attachments = d.adapter.session(str(ALICE)).state["case"]["attachments"]
-        assert [a["ref"] for a in attachments] == ["FILE-截图.png", "P2"]
+        assert "photo_PU2.jpg" in texts(replies)
+        big = await d.send(document_update(ALICE, "录屏.mp4", 25 * 1024 * 1024, mime="video/mp4"))
+        assert "20 MB" in texts(big) and "录屏.mp4" in texts(big)
+        exe = await d.send(document_update(ALICE, "setup.exe", 10, mime="application/x-msdownload"))
+        assert "setup.exe" in texts(exe) and "类型" in texts(exe)
+        attachments = (await state_of(store, ALICE))["case"]["attachments"]
+        assert [a["sha256"] for a in attachments] == [hashlib.sha256(png).hexdigest(),
+                                                      hashlib.sha256(jpg).hexdigest()]
+        for a, content in zip(attachments, (png, jpg)):
+            path = files.path_for(tmp_path / "files", a["sha256"])
+            assert path.read_bytes() == content and (path.stat().st_mode & 0o777) == 0o600
+        assert not any(c[0] == "getFile" and "setup" in str(c[1]) for c in fake.calls)   # refused before download
 
 
 async def test_group_chats_are_ignored(fake, tmp_path, engine):
@@ -358,25 +207,21 @@ async def test_group_chats_are_ignored(fake, tmp_path, engine):
 
 
 async def test_a_restarted_adapter_continues_the_conversation(fake, tmp_path, engine):
-    async with running(fake, tmp_path, None, engine) as d:
+    store = open_store(tmp_path / "data")
+    async with running(fake, tmp_path, store, engine) as d:
         await d.say(ALICE, "/start")
         reading = await d.say(ALICE, DESCRIPTION)
-    path = tmp_path / STATES_FILE
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert DESCRIPTION not in "".join(p.name for p in tmp_path.iterdir())
-    async with running(fake, tmp_path, None, engine) as d:        # a new process, same data dir
-        replies = await d.press(ALICE, "谣言", reading)           # a button sent before the restart
-        assert "没看懂" not in texts(replies)
-        assert "微博" in texts(replies)
-        replies = await d.say(ALICE, "/start")                    # not a newcomer any more
-        assert "您好，我是护企" not in texts(replies)
-
-
-async def test_a_damaged_states_file_is_set_aside(fake, tmp_path, engine):
-    (tmp_path / STATES_FILE).write_text("{not json", encoding="utf-8")
-    async with running(fake, tmp_path, None, engine) as d:
-        assert "您好，我是护企" in texts(await d.say(ALICE, "/start"))
-    assert any(p.name.startswith(STATES_FILE + ".corrupt-") for p in tmp_path.iterdir())
+    await store.close()
+    store = open_store(tmp_path / "data")                         # a new process, same data dir
+    try:
+        async with running(fake, tmp_path, store, engine) as d:
+            replies = await d.press(ALICE, "谣言", reading)       # a button sent before the restart
+            assert "没看懂" not in texts(replies)
+            assert "微博" in texts(replies)
+            replies = await d.say(ALICE, "/start")                # not a newcomer any more
+            assert "您好，我是护企" not in texts(replies)
+    finally:
+        await store.close()
 
 
 def test_long_button_values_go_through_a_table_and_long_texts_are_split():
@@ -415,16 +260,17 @@ async def test_a_failing_turn_is_apologised_for_and_logged_without_content(fake,
     async with running(fake, tmp_path, None, engine) as d:
         await d.say(ALICE, "/start")
 
-        async def broken(event):
+        def broken(state, event):
             raise RuntimeError("boom")
-        d.adapter.session(str(ALICE)).turn = broken
+        d.adapter.conversations.engine = type("Broken", (), {"handle": staticmethod(broken),
+                                                             "flow": engine.flow})()
         with caplog.at_level("INFO", logger="huqi.telegram"):
             replies = await d.say(ALICE, DESCRIPTION)
         assert "出了点问题" in texts(replies)
         assert "资金链" not in caplog.text and "1001" in caplog.text
 
 
-# ── reminders ───────────────────────────────────────────────────────
+# ── reminders, through the outbox ───────────────────────────────────
 async def _submitted_long_ago(store, uid: int) -> str:
     case = await store.create({"owner": {"messenger": "telegram", "user_id": str(uid)}, "status": "draft",
                                "type": "rumor", "subtype": "rumor.fabricated", "platform": "weibo"})
@@ -435,52 +281,59 @@ async def _submitted_long_ago(store, uid: int) -> str:
     return case["id"]
 
 
-async def test_the_sweep_sends_a_due_reminder_once_to_its_owner(fake, tmp_path, engine):
+def _sender(store, adapter) -> Sender:
+    sender = Sender(store)
+    sender.register("telegram", adapter.deliver_owner)
+    return sender
+
+
+async def test_a_due_reminder_is_queued_once_and_delivered_once_with_working_buttons(fake, tmp_path, engine):
     store = open_store(None, backend="memory")
     case_id = await _submitted_long_ago(store, ALICE)
-    async with running(fake, tmp_path, store, engine, sweep_every=0.05) as d:
-        d.adapter.start_sweeper(d.app.bot)                          # as post_init does
-        sent = await fake.wait_for(lambda: fake.sent(ALICE))
+    async with running(fake, tmp_path, store, engine) as d:
+        now = datetime.now(timezone.utc)
+        assert await sweep(store, now) == 1
+        assert await sweep(store, now) == 0                      # queued once per due time
+        sender = _sender(store, d.adapter)
+        assert await sender.drain_once() == 1
+        assert await sender.drain_once() == 0
+        sent = fake.sent(ALICE)
         assert case_id in texts(sent) and "不是法定期限" in texts(sent)
         assert fake.sent(BOB) == []
-        await asyncio.sleep(0.2)                                    # a few more sweeps
-        assert len(fake.sent(ALICE)) == len(sent), "a reminder is sent once, not every sweep"
+        (msg,) = await store.outbox_list(case_id=case_id)
+        assert msg["status"] == "sent"
         replies = await d.send(button_update(ALICE, keyboard(sent[-1])[0]["callback_data"]))
-        assert "没看懂" not in texts(replies)                         # its buttons work
-        await d.adapter.stop_sweeper()
+        assert "没看懂" not in texts(replies)                     # its buttons work
 
 
-async def test_a_blocked_user_is_not_retried_but_a_network_failure_is(fake, tmp_path, engine):
+async def test_a_blocked_user_is_recorded_and_not_retried_but_a_network_failure_is(fake, tmp_path, engine):
     store = open_store(None, backend="memory")
-    await _submitted_long_ago(store, ALICE)
-    await _submitted_long_ago(store, BOB)
-    fake.failures["sendMessage"] = [(403, {"description": "Forbidden: bot was blocked by the user"}),
-                                    (502, {"description": "Bad Gateway"})]
+    alice_case = await _submitted_long_ago(store, ALICE)
+    bob_case = await _submitted_long_ago(store, BOB)
+    fake.chat_failures[ALICE] = [(403, {"description": "Forbidden: bot was blocked by the user"})]
+    fake.chat_failures[BOB] = [(502, {"description": "Bad Gateway"})]
     async with running(fake, tmp_path, store, engine) as d:
-        assert await d.adapter.sweep(d.app.bot) == 0           # Alice blocked the bot, Bob's send failed
-        assert await d.adapter.sweep(d.app.bot) == 1           # Bob's is tried again, Alice's is not
-        assert fake.sent(BOB)[-1]["text"] and len(fake.sent(ALICE)) == 1
-        assert await d.adapter.sweep(d.app.bot) == 0
-
-
-async def test_a_due_reminder_comes_first_when_the_user_writes(fake, tmp_path, engine):
-    store = open_store(None, backend="memory")
-    case_id = await _submitted_long_ago(store, ALICE)
-    async with running(fake, tmp_path, store, engine) as d:
-        replies = await d.say(ALICE, "我们的举报有进展吗")
-        assert case_id in texts(replies[:1]) and "不是法定期限" in texts(replies[:1])
-        assert len(replies) > 1                                    # then the answer to what was written
-        replies = await d.say(ALICE, "你好")
-        assert case_id not in texts(replies)                      # shown once
-        assert await d.adapter.sweep(d.app.bot) == 0              # the sweep does not repeat it
-        assert case_id not in texts(await d.say(BOB, "你好"))
+        now = datetime.now(timezone.utc)
+        await sweep(store, now)
+        sender = _sender(store, d.adapter)
+        sender.base_delay = 0
+        await sender.drain_once()
+        (a,) = await store.outbox_list(case_id=alice_case)
+        assert a["status"] == "blocked"
+        assert (await store.get(alice_case)).get("owner_unreachable")
+        (b,) = await store.outbox_list(case_id=bob_case)
+        assert b["status"] == "pending" and b["attempts"] == 1
+        await sender.drain_once()                                 # Bob's is tried again, Alice's is not
+        (b,) = await store.outbox_list(case_id=bob_case)
+        assert b["status"] == "sent"
+        assert len(fake.sent(ALICE)) == 1 and bob_case in texts(fake.sent(BOB))
 
 
 # ── polling and the command ─────────────────────────────────────────
 @asynccontextmanager
 async def polling(fake, tmp_path, engine):
     """The adapter as run_polling runs it: updates fetched by getUpdates, handled concurrently."""
-    adapter = TelegramBot(None, tmp_path, engine=engine)
+    adapter = make_adapter(open_store(None, backend="memory"), tmp_path, engine)
     app = build_application(TOKEN, adapter, base_url=fake.base_url)
     await app.initialize()
     await adapter.post_init(app)
@@ -494,7 +347,6 @@ async def polling(fake, tmp_path, engine):
         await app.updater.stop()
         await app.stop()
         await app.shutdown()
-        await adapter.post_shutdown(app)
 
 
 async def test_the_polling_path(fake, tmp_path, engine):
@@ -528,7 +380,7 @@ async def test_a_slow_chat_does_not_hold_up_others_and_each_users_messages_keep_
 
 
 def _env(tmp_path, fake=None, token=TOKEN) -> dict:
-    env = dict(os.environ, HUQI_DATA_DIR=str(tmp_path), PYTHONIOENCODING="utf-8")
+    env = dict(os.environ, HUQI_DATA_DIR=str(tmp_path), PYTHONIOENCODING="utf-8", HUQI_HTTP_PORT="0")
     env.pop("TELEGRAM_BOT_TOKEN", None)
     env.pop("HUQI_TELEGRAM_TOKEN", None)
     if token:
@@ -556,10 +408,11 @@ async def test_huqi_with_a_token_runs_the_bot_until_stopped(fake, tmp_path):
     assert "Traceback" not in log
     assert str(ALICE) in log                                     # user ids are logged ...
     assert "资金链" not in log and TOKEN not in log               # ... message text and the token are not
-    states = json.loads((tmp_path / STATES_FILE).read_text(encoding="utf-8"))
-    assert states["users"][str(ALICE)]["state"]["step"] == "confirm"
     store = open_store(tmp_path)                                 # the lock was released
-    await store.close()
+    try:
+        assert (await state_of(store, ALICE))["step"] == "confirm"   # the state is in the store
+    finally:
+        await store.close()
 
 
 async def test_a_locked_store_stops_the_bot_with_a_clear_message(tmp_path):

@@ -14,6 +14,7 @@ import contextlib
 import heapq
 import json
 import threading
+import time
 from bisect import bisect_left, bisect_right, insort
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Optional
@@ -25,8 +26,9 @@ __all__ = ["LocalStore", "SortedKeys", "ReminderIndex", "json_bytes"]
 
 #: Sorts after any id in a (time, id) key.
 _TOP = "\U0010ffff"
-#: Reminders copied per step before yielding to the event loop.
-_CHUNK = 500
+#: Reminders copied per step; after _SLICE seconds the loop gets a turn.
+_CHUNK = 100
+_SLICE = 0.002
 #: States per log line when many are stored at once.
 _STATE_BATCH = 500
 _FINAL = ("blocked", "parked")
@@ -232,9 +234,11 @@ class LocalStore(CaseStore):
         with self._mem:
             keys = self._rem_index.due(now_iso, okey, limit)
         out: list = []
+        started = time.perf_counter()
         for i in range(0, len(keys), _CHUNK):
-            if i:
-                await asyncio.sleep(0)  # let others run between chunks
+            if time.perf_counter() - started > _SLICE:
+                await asyncio.sleep(0)  # let others run
+                started = time.perf_counter()
             with self._mem:
                 rems = [self._rem_index.get(k) for k in keys[i : i + _CHUNK]]
             out += [clone_json(r) for r in rems if r is not None]
