@@ -130,6 +130,13 @@ def cmd_serve(args) -> int:
         from telegram.error import InvalidToken, TelegramError
 
         from bot.server import serve
+        if settings.database_url:  # PostgreSQL: refuse an outdated schema, saying what to run
+            from bot.store.migrations import check_schema
+            try:
+                await check_schema(settings.database_url)
+            except StoreError as e:
+                print(texts.text("store_error", error=e), file=sys.stderr)
+                return 2
         try:
             store = open_store(settings.data_dir)
         except StoreLocked as e:
