@@ -142,3 +142,34 @@ def test_copy_refuses_clearly(url, tmp_path, capsys, monkeypatch):
 
     assert asyncio.run(run()) == 3
     assert "another huqi process" in capsys.readouterr().err
+
+
+def test_cases_commands_work_on_the_database_beside_running_workers(url, tmp_path, capsys, monkeypatch):
+    assert main(["db", "migrate", "--url", url]) == 0
+    monkeypatch.setenv("HUQI_DATABASE_URL", url)
+    monkeypatch.setenv("HUQI_DATA_DIR", str(tmp_path / "not-here"))  # no directory on the staff's machine
+    owner = {"messenger": "telegram", "user_id": "1001"}
+
+    async def setup():
+        worker = open_store(None, backend="postgres", url=url)  # a worker holding the database
+        case = await worker.create({"owner": owner, "status": "draft", "type": "rumor", "platform": "weibo",
+                                    "province": "广东", "enterprise": "青禾食品有限公司"})
+        return worker, case["id"]
+
+    async def check(worker, case_id):
+        case = await worker.get(case_id)
+        notes = await worker.outbox_list(case_id=case_id)
+        await worker.close()
+        return case, notes
+
+    loop = asyncio.new_event_loop()
+    try:
+        worker, case_id = loop.run_until_complete(setup())
+        assert main(["cases", "set-status", case_id, "submitted", "--channel", "platform"]) == 0
+        assert main(["cases", "list"]) == 0
+        assert case_id in capsys.readouterr().out
+        case, notes = loop.run_until_complete(check(worker, case_id))
+    finally:
+        loop.close()
+    assert case["status"] == "submitted" and case["history"][-1]["to"] == "submitted"
+    assert len(notes) == 1 and notes[0]["status"] == "pending"  # the owner is told, through the outbox

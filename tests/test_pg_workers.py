@@ -174,3 +174,45 @@ async def test_two_workers_fifty_users_in_order_and_a_worker_killed_mid_turn(fak
         assert victim_state["state"]["step"] == other["state"]["step"]
     finally:
         await store.close()
+
+
+async def healthz(http, worker: Worker) -> int:
+    async with http.get(f"http://127.0.0.1:{worker.port}/healthz") as r:
+        await r.read()
+        return r.status
+
+
+async def test_postgres_restarted_under_a_worker_503_meanwhile_and_no_update_lost(fake, tmp_path):
+    from tests.pg import Cluster, find_bindir
+
+    require_cluster()
+    cluster = Cluster(find_bindir(), durable=True).start()  # a server of its own, to stop and start
+    url = cluster.create_database("huqi")
+    await migrate(url)
+    env = dict(os.environ, PYTHONIOENCODING="utf-8", HUQI_DATABASE_URL=url, HUQI_DATA_DIR=str(tmp_path / "data"),
+               HUQI_TELEGRAM_TOKEN=TOKEN, HUQI_TELEGRAM_API_URL=fake.base_url, HUQI_WEBHOOK_SECRET=SECRET,
+               HUQI_DATABASE_TIMEOUT="2")
+    for k in ("TELEGRAM_BOT_TOKEN", "HUQI_API_TOKEN", "HUQI_API_TOKENS", "HUQI_OPERATOR_CHAT_ID"):
+        env.pop(k, None)
+    worker = await Worker(env).start()
+    uid, ids = 4242, itertools.count(1)
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await healthz(http, worker) == 200
+            assert await post(http, worker, dict(text_update(uid, "/start"), update_id=next(ids))) == 200
+            greeting = list(fake.replies[uid])
+            cluster.stop_server("fast")
+            assert await healthz(http, worker) == 503
+            update = dict(text_update(uid, DESCRIPTION), update_id=next(ids))
+            assert await post(http, worker, update) == 503  # not handled: Telegram sends it again
+            assert fake.replies[uid] == greeting
+            cluster.start_server()
+            async with asyncio.timeout(60):
+                while await healthz(http, worker) != 200:  # the worker reconnects by itself
+                    await asyncio.sleep(0.3)
+            assert await post(http, worker, update) == 200  # the resent update
+            assert "谣言性信息" in "".join(fake.replies[uid][len(greeting):])
+    finally:
+        await worker.stop()
+        cluster.destroy()
+    assert worker.proc.returncode == 0, worker.stderr()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Callable, Optional, Union
@@ -125,11 +126,14 @@ class PostgresStore(CaseStore):
         *,
         pool_size: int = 10,
         lock_pool_size: int = 32,
-        timeout: float = 10.0,
+        timeout: Optional[float] = None,
         **_ignored: Any,
     ):
         super().__init__(clock=clock)
         from psycopg_pool import AsyncConnectionPool
+
+        if timeout is None:  # how long a call waits for the database before StoreError
+            timeout = _env_seconds("HUQI_DATABASE_TIMEOUT", 10.0)
 
         self.url = url
         self._timeout = timeout
@@ -147,6 +151,7 @@ class PostgresStore(CaseStore):
         self._started = False
         self._start_lock = asyncio.Lock()
         self._chat_locks: dict[str, list] = {}
+        self._state_write: dict[str, list] = {}
 
     # -- connections -------------------------------------------------------
 
@@ -516,19 +521,46 @@ class PostgresStore(CaseStore):
             rows.append((key, _dumps(clone_json(state))))
         if not rows:
             return
-        async with self._tx() as conn:
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO conversation_states (key, state) VALUES (%s, %s)"
-                    " ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = now()",
-                    rows,
-                )
+        async with self._state_locks([k for k, _ in rows]):
+            async with self._tx() as conn:
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        "INSERT INTO conversation_states (key, state) VALUES (%s, %s)"
+                        " ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = now()",
+                        rows,
+                    )
 
     async def delete_state(self, key: str) -> None:
         self._check_open()
         check_state_key(key)
-        async with self._tx() as conn:
-            await conn.execute("DELETE FROM conversation_states WHERE key = %s", (key,))
+        async with self._state_locks([key]):
+            async with self._tx() as conn:
+                await conn.execute("DELETE FROM conversation_states WHERE key = %s", (key,))
+
+    @asynccontextmanager
+    async def _state_locks(self, keys: list) -> AsyncIterator[None]:
+        """Writes of one chat's state from this process land in the order
+        they were called (taken before the first await; sorted: no deadlock)."""
+        entries = []
+        for key in sorted(set(keys)):
+            entry = self._state_write.get(key)
+            if entry is None:
+                entry = self._state_write[key] = [asyncio.Lock(), 0]
+            entry[1] += 1
+            entries.append((key, entry))
+        held = []
+        try:
+            for _, entry in entries:
+                await entry[0].acquire()
+                held.append(entry[0])
+            yield
+        finally:
+            for lock in held:
+                lock.release()
+            for key, entry in entries:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self._state_write.pop(key, None)
 
     async def count_states(self) -> int:
         self._check_open()
@@ -805,6 +837,14 @@ async def _upsert_reminder(conn, cid: str, owner: dict, rem: dict) -> None:
         " data = excluded.data",
         (cid, rem["kind"], rem["due"], owner_key(owner), _dumps(rem)),
     )
+
+
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+    return value if 0 < value <= 3600 else default
 
 
 def _prepare_new(case: Any, now: datetime) -> tuple:
