@@ -351,7 +351,7 @@ async def _with_backend(fn: Callable, args: argparse.Namespace, local_only: bool
 
     settings = load_settings_lenient()
     directory = Path(settings.data_dir)
-    if not directory.is_dir():
+    if not settings.database_url and not directory.is_dir():  # PostgreSQL: no directory needed
         raise _Unavailable(f"数据目录不存在 / the data directory does not exist: {directory} "
                            "(设置 HUQI_DATA_DIR / set HUQI_DATA_DIR)")
     try:

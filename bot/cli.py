@@ -144,6 +144,13 @@ def cmd_serve(args) -> int:
         from telegram.error import InvalidToken, TelegramError
 
         from bot.server import serve
+        if settings.database_url:  # PostgreSQL: refuse an outdated schema, saying what to run
+            from bot.store.migrations import check_schema
+            try:
+                await check_schema(settings.database_url)
+            except StoreError as e:
+                print(texts.text("store_error", error=e), file=sys.stderr)
+                return 2
         try:
             store = open_store(settings.data_dir)
         except StoreLocked as e:
@@ -196,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     register(sub)
     from bot.faq_cli import register as register_faq
     register_faq(sub)
+    from bot import db_cli
+    db_cli.register(sub)
     return p
 
 

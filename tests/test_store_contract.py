@@ -58,7 +58,7 @@ def sample_case(owner=ALICE, **extra):
 
 
 # Every backend the contract runs against (the one list; add new ones here).
-BACKENDS = ["memory", "tinydb"]
+BACKENDS = ["memory", "tinydb", "postgres"]
 # Backends used by one process at a time (claims do not outlive the process).
 SINGLE_PROCESS = {"memory", "tinydb"}
 
@@ -74,9 +74,14 @@ def clock():
 
 
 @pytest.fixture
-async def opener(backend, tmp_path, clock):
+async def opener(backend, tmp_path, clock, monkeypatch):
     """opener() opens (or re-opens) the store under test."""
     opened = []
+    if backend == "postgres":  # a real server (tests/pg.py); the directory holds no data
+        from tests.pg import database
+
+        monkeypatch.setenv("HUQI_DATABASE_URL", await database())
+        (tmp_path / "data").mkdir()
 
     def open_():
         store = open_store(str(tmp_path / "data"), backend=backend, clock=clock)

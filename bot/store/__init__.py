@@ -272,7 +272,7 @@ def default_data_dir() -> str:
 
 def open_store(
     data_dir: Optional[str] = None,
-    backend: str = "tinydb",
+    backend: Optional[str] = None,
     **options: Any,
 ) -> CaseStore:
     """Open the case store.
@@ -282,7 +282,15 @@ def open_store(
     processes (:class:`StoreLocked`).  Options: ``clock``, ``compact_every``
     (log entries between snapshots), ``compact_bytes``, ``compact_on_close``.
     ``backend="memory"``: nothing on disk; ``data_dir`` is ignored.
+    ``backend="postgres"`` (the default when ``HUQI_DATABASE_URL`` is set):
+    :mod:`bot.store.postgres` at ``url=`` or ``$HUQI_DATABASE_URL``.
     """
+    if backend is None:
+        backend = "postgres" if os.environ.get("HUQI_DATABASE_URL") else "tinydb"
+    if backend == "postgres":
+        from bot.store.postgres import PostgresStore
+
+        return PostgresStore(options.pop("url", None) or os.environ.get("HUQI_DATABASE_URL", ""), **options)
     if backend == "memory":
         from bot.store.memory import MemoryStore
 
@@ -291,7 +299,7 @@ def open_store(
         from bot.store.logged_tinydb import LoggedTinyDBStore
 
         return LoggedTinyDBStore(data_dir if data_dir is not None else default_data_dir(), **options)
-    raise ValueError(f"unknown case store backend {backend!r} (tinydb, memory)")
+    raise ValueError(f"unknown case store backend {backend!r} (tinydb, memory, postgres)")
 
 
 # The interface and the importer need the helpers above (import order matters).
