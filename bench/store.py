@@ -5,7 +5,7 @@ the snapshot is written directly), open it, then time 2,000 ``create`` and
 2,000 ``append_event`` calls (each one fsync'd), with no snapshot running;
 then 2,000 more appends while background snapshots run every 500 writes.
 Then conversation states (``put_state`` with 100 and with 10,000 states
-stored: the cost must not grow), reminders (``due_reminders`` with 10,000
+stored: the cost must not grow; 200 chats writing at once), reminders (``due_reminders`` with 10,000
 due, the longest stretch it holds the event loop, one owner's, the first 50)
 and the outbox (``outbox_add``, ``outbox_claim`` with the outbox full).  Beside it, in the same run,
 sqlite3 in WAL mode with synchronous=FULL does the same writes at the same
@@ -263,6 +263,19 @@ async def bench_states(data_dir: str, n: int, ops: int) -> dict:
             await target.put_state(key, state)
             lat.append(time.perf_counter() - t)
     gets = await timed((lambda k=rnd.randrange(n): store.get_state(f"telegram:{k}")) for _ in range(ops))
+    # 200 chats at once, each writing its state 5 times (writes share fsyncs).
+    together: list = []
+
+    async def chat(k: int) -> None:
+        for _ in range(5):
+            state = make_state(rnd)
+            t = time.perf_counter()
+            await store.put_state(f"telegram:{k}", state)
+            together.append(time.perf_counter() - t)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(chat(k) for k in range(200)))
+    together_s = time.perf_counter() - t
     assert await store.count_states() == n
     await few_store.close()
     await store.close()
@@ -270,7 +283,8 @@ async def bench_states(data_dir: str, n: int, ops: int) -> dict:
     store = LoggedTinyDBStore(data_dir)
     open_s = time.perf_counter() - t
     await store.close()
-    return {"few": few, "many": many, "get": gets, "open_s": open_s}
+    return {"few": few, "many": many, "get": gets, "open_s": open_s,
+            "together": together, "together_per_s": len(together) / together_s}
 
 
 async def bench_reminders(data_dir: str, n: int, ops: int) -> dict:
@@ -452,6 +466,8 @@ def main() -> None:
                 f"put_state_p99_ms_{label}": ms(pct(st["many"], 99)),
                 f"put_state_p50_ratio_{label}_vs_100": round(pct(st["many"], 50) / pct(st["few"], 50), 2),
                 f"get_state_p50_ms_{label}": ms(pct(st["get"], 50)),
+                "put_state_200_chats_per_s": round(st["together_per_s"], 1),
+                "put_state_200_chats_p99_ms": ms(pct(st["together"], 99)),
                 f"open_s_{label}_states": round(st["open_s"], 3),
                 f"due_reminders_all_ms_{label}_due": ms(rm["all_s"]),
                 f"due_reminders_max_block_ms_{label}_due": ms(rm["block_s"]),
