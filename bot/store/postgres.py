@@ -54,6 +54,7 @@ from bot.store import (
     owner_key,
     prepare_filters,
     sort_key,
+    time_before,
     to_iso,
 )
 from bot.store.base import OUTBOX_STATUSES, CaseStore, MessageNotFound, check_state_key
@@ -483,7 +484,7 @@ class PostgresStore(CaseStore):
     async def purge(self, closed_before: Union[TimeLike, timedelta]) -> list:
         self._check_open()
         if isinstance(closed_before, timedelta):
-            closed_before = self._clock() - closed_before
+            closed_before = time_before(self._clock(), closed_before)
         cutoff = to_iso(closed_before)
         async with self._tx() as conn:
             cur = await conn.execute(
