@@ -103,6 +103,7 @@ def setup(app: web.Application) -> None:
     from bot.appkeys import SETTINGS
     from bot.workspace import views
     from bot.workspace.auth import SESSIONS, Sessions
+    from bot.workspace.cache import CACHE, CaseCache
 
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                                app_key=TEMPLATES,
@@ -110,6 +111,7 @@ def setup(app: web.Application) -> None:
     env.globals["t"] = texts()
     env.globals["local_time"] = ops.local_time
     app[SESSIONS] = Sessions(idle=_idle_seconds(app[SETTINGS]))
+    app[CACHE] = CaseCache()
     app.middlewares.append(pages)
     r = app.router
     r.add_get(PREFIX, views.home)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import math
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiohttp import web
 from bot import ops
 from bot.appkeys import CLOCK, SETTINGS, STORE
 from bot.workspace import PREFIX, TEMPLATES, charts, message, texts
+from bot.workspace.cache import CACHE, Listed, minute
 from bot.workspace.auth import (SESSIONS, Session, clear_cookie, client_address, csrf_ok, current,
                                 set_cookie)
 
@@ -206,6 +208,19 @@ def _query(values: dict, **change) -> str:
     return "?" + urlencode(merged) if merged else ""
 
 
+async def _ordered(request: web.Request, parsed: dict, key, sort_id: tuple, desc: bool) -> list[dict]:
+    """The matching cases in the asked order (kept until the store changes or the minute ends)."""
+    now, days = _now(request), _days(request)
+    cache = request.app[CACHE]
+    everything, gen = await cache.cases(request.app[STORE])
+
+    async def compute() -> list[dict]:
+        found = await ops.select(Listed(everything), parsed, now, days)
+        return await asyncio.to_thread(sorted, found, key=key, reverse=desc)
+    return await cache.remembered("queue", gen, (json.dumps(parsed, sort_keys=True), sort_id, minute(now)),
+                                  compute)
+
+
 @signed_in
 async def queue(request: web.Request, session: Session) -> web.Response:
     now, days = _now(request), _days(request)
@@ -222,10 +237,10 @@ async def queue(request: web.Request, session: Session) -> web.Response:
     error, cases = None, []
     try:
         parsed = ops.parse_filters({k: v for k, v in values.items() if v}, now)
-        cases = await ops.select(request.app[STORE], parsed, now, days)
     except ops.OpsError as e:
         error = e.message
-    cases.sort(key=keys[sort.lstrip("-")], reverse=desc)
+    else:
+        cases = await _ordered(request, parsed, keys[sort.lstrip("-")], (sort.lstrip("-"), desc), desc)
     pages = max(1, math.ceil(len(cases) / PAGE))
     page = min(page, pages)
     rows = []
@@ -390,10 +405,23 @@ async def _stats(request: web.Request) -> tuple[dict, dict, list, Optional[str]]
         parsed, error = None, e.message
     else:
         error = None
-    cases = await ops.select(request.app[STORE], parsed, now, days) if parsed is not None else []
+    if parsed is None:
+        st = ops.compute_stats([], now, days)
+        return values, st, charts.build([], st, texts()["charts"], texts()["chart_columns"]), error
+    cache = request.app[CACHE]
+    everything, gen = await cache.cases(request.app[STORE])
+
+    async def compute() -> tuple:
+        cases = await ops.select(Listed(everything), parsed, now, days)
+        return await asyncio.to_thread(_stats_and_charts, cases, now, days)
+    st, built = await cache.remembered("stats", gen, (json.dumps(parsed, sort_keys=True), minute(now)), compute)
+    return values, st, built, error
+
+
+def _stats_and_charts(cases: list[dict], now: datetime, days: int) -> tuple[dict, list]:
     st = ops.compute_stats(cases, now, days)
     t = texts()
-    return values, st, charts.build(cases, st, t["charts"], t["chart_columns"]), error
+    return st, charts.build(cases, st, t["charts"], t["chart_columns"])
 
 
 @signed_in
