@@ -26,6 +26,8 @@ class CaseCache:
         self._gen = 0                     # bumped whenever a case is added, changed or removed
         self._lock = asyncio.Lock()
         self._results: dict = {}          # (name, generation, key) -> value, for the last generation
+        self._rows: dict = {}             # case id -> (document, days, tally.Row)
+        self._all_rows = None             # ((generation, days), rows of every case in order)
 
     @staticmethod
     def _records(store) -> Optional[dict]:
@@ -36,23 +38,38 @@ class CaseCache:
             return dict(records)
 
     def _refresh(self, records: dict) -> bool:
-        changed = False
         old = self._decoded
+        replaced: dict = {}                  # case id -> its new document, for cases already in order
+        added: list = []
         fresh: dict = {}
+        resort = False
         for cid, rec in records.items():
             seen = old.get(cid)
             if seen is not None and seen[0] is rec:
                 fresh[cid] = seen
+                continue
+            doc = json.loads(rec[1])
+            fresh[cid] = (rec, doc)
+            if seen is None:
+                added.append(doc)
+            elif sort_key(seen[1]) != sort_key(doc):
+                resort = True
             else:
-                fresh[cid] = (rec, json.loads(rec[1]))
-                changed = True
-        if changed or len(fresh) != len(old):
-            self._decoded = fresh
+                replaced[cid] = doc
+        removed = len(old) + len(added) != len(fresh)
+        if not (resort or replaced or added or removed):
+            return False
+        self._decoded = fresh
+        added.sort(key=sort_key)
+        last = sort_key(self._ordered[-1]) if self._ordered else None
+        if resort or removed or (added and last is not None and sort_key(added[0]) <= last):
             self._ordered = sorted((d for _, d in fresh.values()), key=sort_key)
-            self._gen += 1
-            self._results.clear()
-            return True
-        return False
+        else:                                # the same order: swap the changed, append the new
+            ordered = [replaced.get(d.get("id"), d) for d in self._ordered] if replaced else list(self._ordered)
+            self._ordered = ordered + added
+        self._gen += 1
+        self._results.clear()
+        return True
 
     async def cases(self, store) -> tuple[list[dict], Optional[int]]:
         """Every case, oldest first, and a generation number (None: not cached, listed afresh)."""
@@ -62,6 +79,35 @@ class CaseCache:
         async with self._lock:
             await asyncio.to_thread(self._refresh, records)
             return self._ordered, self._gen
+
+    def _rows_of(self, cases: list[dict], days: int) -> list:
+        from bot.workspace.tally import row
+
+        out = []
+        known = self._rows
+        for c in cases:
+            cid = c.get("id")
+            seen = known.get(cid)
+            if seen is not None and seen[0] is c and seen[1] == days:
+                out.append(seen[2])
+            else:
+                r = row(c, days)
+                known[cid] = (c, days, r)
+                out.append(r)
+        if len(known) > 2 * max(len(self._decoded), len(cases)) + 1000:      # cases removed meanwhile
+            live = {c.get("id") for c in cases} | set(self._decoded)
+            self._rows = {k: v for k, v in known.items() if k in live}
+        return out
+
+    async def rows(self, cases: list[dict], days: int) -> list:
+        """One :class:`bot.workspace.tally.Row` per case, read again only for cases that changed."""
+        async with self._lock:
+            if cases is self._ordered:       # every case: kept per generation
+                key = (self._gen, days)
+                if self._all_rows is None or self._all_rows[0] != key:
+                    self._all_rows = (key, await asyncio.to_thread(self._rows_of, cases, days))
+                return self._all_rows[1]
+            return await asyncio.to_thread(self._rows_of, cases, days)
 
     async def remembered(self, name: str, gen: Optional[int], key: Any, compute: Callable[[], Awaitable]) -> Any:
         """``await compute()`` once per (name, generation, key); every time when not cached."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Optional
 
-from bot import ops
 
 WIDTH = 760
 ROW = 24                 # height of one horizontal bar's row
@@ -48,11 +47,11 @@ def hbars(chart_id: str, title: str, rows: list[dict], columns: dict) -> dict:
                       "rows": [[r["label"], r["count"]] for r in rows]}}
 
 
-def month_type(cases: list[dict], stats: dict, title: str, columns: dict) -> dict:
-    """Stacked bars: cases created per month (Beijing time), one colour per type."""
+def month_type(rows: list, stats: dict, title: str, columns: dict) -> dict:
+    """Stacked bars: cases created per month (Beijing time), one colour per type (rows: tally.Row)."""
     cells: dict = defaultdict(Counter)
-    for c in cases:
-        cells[ops._month(c.get("created_at")) or ""][c.get("type") or ""] += 1
+    for (month, kind), n in Counter((r.month, r.type) for r in rows).items():
+        cells[month][kind] = n
     months = [r["key"] for r in stats["by_month"]]
     types = [r["key"] for r in stats["by_type"]]
     type_names = {r["key"]: r["label"] for r in stats["by_type"]}
@@ -89,11 +88,11 @@ def month_type(cases: list[dict], stats: dict, title: str, columns: dict) -> dic
                       "rows": rows}}
 
 
-def build(cases: list[dict], stats: dict, titles: dict, columns: dict) -> list[dict]:
-    """Every chart of the statistics page, in page order."""
+def build(rows: list, stats: dict, titles: dict, columns: dict) -> list[dict]:
+    """Every chart of the statistics page, in page order (rows: one tally.Row per case)."""
     sat = stats["satisfaction"]["scores"]
     return [
-        month_type(cases, stats, titles["month_type"], columns),
+        month_type(rows, stats, titles["month_type"], columns),
         hbars("status", titles["status"], stats["by_status"], columns),
         hbars("platform", titles["platform"], stats["by_platform"], columns),
         hbars("province", titles["province"], stats["by_province"], columns),

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bot import ops
 from bot.appkeys import CLOCK, SETTINGS, STORE
-from bot.workspace import PREFIX, TEMPLATES, charts, message, texts
+from bot.workspace import PREFIX, TEMPLATES, charts, message, tally, texts
 from bot.workspace.cache import CACHE, Listed, minute
 from bot.workspace.auth import (SESSIONS, Session, clear_cookie, client_address, csrf_ok, current,
                                 set_cookie)
@@ -215,7 +215,12 @@ async def _ordered(request: web.Request, parsed: dict, key, sort_id: tuple, desc
     everything, gen = await cache.cases(request.app[STORE])
 
     async def compute() -> list[dict]:
-        found = await ops.select(Listed(everything), parsed, now, days)
+        found = await ops.select(Listed(everything), parsed, now, days) if parsed else everything
+        if sort_id[0] == "due":           # the follow-up dates are kept per case
+            rows = await cache.rows(found, days)
+            order = await asyncio.to_thread(sorted, range(len(found)), key=lambda i: rows[i].due or "9999",
+                                            reverse=desc)
+            return [found[i] for i in order]
         return await asyncio.to_thread(sorted, found, key=key, reverse=desc)
     return await cache.remembered("queue", gen, (json.dumps(parsed, sort_keys=True), sort_id, minute(now)),
                                   compute)
@@ -406,22 +411,22 @@ async def _stats(request: web.Request) -> tuple[dict, dict, list, Optional[str]]
     else:
         error = None
     if parsed is None:
-        st = ops.compute_stats([], now, days)
-        return values, st, charts.build([], st, texts()["charts"], texts()["chart_columns"]), error
+        return values, *_stats_and_charts([], now, days), error
     cache = request.app[CACHE]
     everything, gen = await cache.cases(request.app[STORE])
 
     async def compute() -> tuple:
-        cases = await ops.select(Listed(everything), parsed, now, days)
-        return await asyncio.to_thread(_stats_and_charts, cases, now, days)
+        cases = await ops.select(Listed(everything), parsed, now, days) if parsed else everything
+        rows = await cache.rows(cases, days)
+        return await asyncio.to_thread(_stats_and_charts, rows, now, days)
     st, built = await cache.remembered("stats", gen, (json.dumps(parsed, sort_keys=True), minute(now)), compute)
     return values, st, built, error
 
 
-def _stats_and_charts(cases: list[dict], now: datetime, days: int) -> tuple[dict, list]:
-    st = ops.compute_stats(cases, now, days)
+def _stats_and_charts(rows: list, now: datetime, days: int) -> tuple[dict, list]:
+    st = tally.stats(rows, now, days)
     t = texts()
-    return st, charts.build(cases, st, t["charts"], t["chart_columns"])
+    return st, charts.build(rows, st, t["charts"], t["chart_columns"])
 
 
 @signed_in
