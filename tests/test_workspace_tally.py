@@ -22,6 +22,10 @@ TYPES = [("rumor", "rumor.fabricated_violation"), ("insult", "insult.abuse"),
          ("impersonation", "impersonation.account_identity"), (None, None), ("made-up", "made-up.x")]
 
 
+def storable(c: dict) -> dict:
+    return {**c, "history": [e for e in c["history"] if isinstance(e, dict)]}
+
+
 def varied_cases(n: int, seed: int = 7) -> list[dict]:
     rnd = random.Random(seed)
     out = []
@@ -109,3 +113,59 @@ async def test_a_store_without_a_record_table_is_listed_each_time():
     await store.update("HQ-2610-BBBB", {"description": "changed"})
     cases, _ = await cache.cases(store)
     assert next(c for c in cases if c["id"] == "HQ-2610-BBBB")["description"] == "changed"
+
+
+def normal(st: dict) -> dict:
+    """Statistics with each by_* list as {key: (label, count)}: the running totals may list ties in
+    another order than compute_stats."""
+    return {k: ({r["key"]: (r["label"], r["count"]) for r in v} if k.startswith("by_") else v)
+            for k, v in st.items()}
+
+
+def test_running_totals_follow_changes_additions_and_removals():
+    rnd = random.Random(3)
+    cases = varied_cases(400, seed=11)
+    days = 7
+    totals = tally.Totals([tally.row(c, days) for c in cases])
+    pool = varied_cases(300, seed=12)
+    for step in range(300):
+        action = rnd.random()
+        if action < 0.5 and cases:                   # a case changes (status, type, places, history...)
+            i = rnd.randrange(len(cases))
+            new = {**pool[step], "id": cases[i]["id"]}
+            totals.change(tally.row(cases[i], days), tally.row(new, days))
+            cases[i] = new
+        elif action < 0.8:                           # a new case
+            new = {**pool[step], "id": f"HQ-N{step:04d}"}
+            totals.change(None, tally.row(new, days))
+            cases.append(new)
+        elif cases:                                  # a case purged
+            gone = cases.pop(rnd.randrange(len(cases)))
+            totals.change(tally.row(gone, days), None)
+        if step % 50 == 0 or step == 299:
+            for shift in (0, 40):
+                now = NOW + timedelta(days=shift)
+                assert normal(totals.stats(now)) == normal(ops.compute_stats(cases, now, days)), step
+            assert +totals.cells == tally.month_type([tally.row(c, days) for c in cases])
+
+
+async def test_overall_statistics_from_the_cache_follow_the_store(tmp_path):
+    store = open_store(str(tmp_path / "data"), clock=lambda: NOW)
+    try:
+        for c in varied_cases(60, seed=5):
+            await store.create(storable(c))
+        cache = CaseCache()
+        await cache.cases(store)
+        first, _ = await cache.overall(7, NOW)
+        assert first == ops.compute_stats(await store.list(), NOW, 7)   # built in case order: ties too
+        listed = await store.list()
+        await store.update(listed[3]["id"], {"status": "closed", "type": "insult", "platform": "douyin"})
+        await store.create({**storable(varied_cases(1, seed=9)[0]), "id": "HQ-2612-ZZZZ", "created_at": ago(0)})
+        await store.purge(ops._iso(NOW + timedelta(days=1)))
+        await cache.cases(store)
+        st, pairs = await cache.overall(7, NOW)
+        everything = await store.list()
+        assert normal(st) == normal(ops.compute_stats(everything, NOW, 7))
+        assert +pairs == tally.month_type([tally.row(c, 7) for c in everything])
+    finally:
+        await store.close()

@@ -28,6 +28,7 @@ class CaseCache:
         self._results: dict = {}          # (name, generation, key) -> value, for the last generation
         self._rows: dict = {}             # case id -> (document, days, tally.Row)
         self._all_rows = None             # ((generation, days), rows of every case in order)
+        self._totals = None               # (days, tally.Totals over every case), kept up to date
 
     @staticmethod
     def _records(store) -> Optional[dict]:
@@ -41,6 +42,7 @@ class CaseCache:
         old = self._decoded
         replaced: dict = {}                  # case id -> its new document, for cases already in order
         added: list = []
+        changes: list = []                   # (old document or None, new document or None)
         fresh: dict = {}
         resort = False
         for cid, rec in records.items():
@@ -50,6 +52,7 @@ class CaseCache:
                 continue
             doc = json.loads(rec[1])
             fresh[cid] = (rec, doc)
+            changes.append((seen[1] if seen is not None else None, doc))
             if seen is None:
                 added.append(doc)
             elif sort_key(seen[1]) != sort_key(doc):
@@ -59,6 +62,9 @@ class CaseCache:
         removed = len(old) + len(added) != len(fresh)
         if not (resort or replaced or added or removed):
             return False
+        if removed:
+            changes += [(d, None) for cid, (_, d) in old.items() if cid not in fresh]
+        self._update_totals(changes)
         self._decoded = fresh
         added.sort(key=sort_key)
         last = sort_key(self._ordered[-1]) if self._ordered else None
@@ -79,6 +85,42 @@ class CaseCache:
         async with self._lock:
             await asyncio.to_thread(self._refresh, records)
             return self._ordered, self._gen
+
+    def _row(self, doc: dict, days: int):
+        from bot.workspace.tally import row
+
+        seen = self._rows.get(doc.get("id"))
+        if seen is not None and seen[0] is doc and seen[1] == days:
+            return seen[2]
+        return row(doc, days)
+
+    def _update_totals(self, changes: list) -> None:
+        from bot.workspace.tally import row
+
+        if self._totals is None:
+            return
+        days, totals = self._totals
+        for old, new in changes:
+            before = self._row(old, days) if old is not None else None
+            after = None
+            if new is not None:
+                after = row(new, days)
+                self._rows[new.get("id")] = (new, days, after)
+            elif old is not None:
+                self._rows.pop(old.get("id"), None)
+            totals.change(before, after)
+
+    async def overall(self, days: int, now: datetime) -> tuple[dict, Any]:
+        """(statistics, cases per (month, type)) over every case, from the running totals.
+        Call :meth:`cases` first: the totals follow what it read."""
+        from bot.workspace.tally import Totals
+
+        async with self._lock:
+            if self._totals is None or self._totals[0] != days:
+                rows = await asyncio.to_thread(self._rows_of, self._ordered, days)
+                self._totals = (days, await asyncio.to_thread(Totals, rows))
+            totals = self._totals[1]
+            return totals.stats(now), +totals.cells
 
     def _rows_of(self, cases: list[dict], days: int) -> list:
         from bot.workspace.tally import row

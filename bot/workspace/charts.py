@@ -47,10 +47,10 @@ def hbars(chart_id: str, title: str, rows: list[dict], columns: dict) -> dict:
                       "rows": [[r["label"], r["count"]] for r in rows]}}
 
 
-def month_type(rows: list, stats: dict, title: str, columns: dict) -> dict:
-    """Stacked bars: cases created per month (Beijing time), one colour per type (rows: tally.Row)."""
+def month_type(pairs: Counter, stats: dict, title: str, columns: dict) -> dict:
+    """Stacked bars: cases created per month (Beijing time), one colour per type (pairs: (month, type) -> n)."""
     cells: dict = defaultdict(Counter)
-    for (month, kind), n in Counter((r.month, r.type) for r in rows).items():
+    for (month, kind), n in pairs.items():
         cells[month][kind] = n
     months = [r["key"] for r in stats["by_month"]]
     types = [r["key"] for r in stats["by_type"]]
@@ -88,11 +88,11 @@ def month_type(rows: list, stats: dict, title: str, columns: dict) -> dict:
                       "rows": rows}}
 
 
-def build(rows: list, stats: dict, titles: dict, columns: dict) -> list[dict]:
-    """Every chart of the statistics page, in page order (rows: one tally.Row per case)."""
+def build(pairs: Counter, stats: dict, titles: dict, columns: dict) -> list[dict]:
+    """Every chart of the statistics page, in page order (pairs: cases per (month, type))."""
     sat = stats["satisfaction"]["scores"]
     return [
-        month_type(rows, stats, titles["month_type"], columns),
+        month_type(pairs, stats, titles["month_type"], columns),
         hbars("status", titles["status"], stats["by_status"], columns),
         hbars("platform", titles["platform"], stats["by_platform"], columns),
         hbars("province", titles["province"], stats["by_province"], columns),

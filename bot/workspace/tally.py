@@ -8,6 +8,7 @@ equals ``compute_stats`` on varied cases.
 """
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections import Counter
 from itertools import chain
@@ -47,9 +48,6 @@ def row(case: dict, days: int) -> Row:
 
 def stats(rows: list[Row], now, days: int) -> dict:
     """What ``ops.compute_stats(cases, now, days)`` answers for the cases of ``rows`` (same order)."""
-    lc = ops._ctx().lc
-    kb = ops._ctx().kb
-    unknown = ops.texts()["unknown"]
     now_iso = ops._iso(now)
     c = {name: list(map(itemgetter(i), rows)) for i, name in enumerate(Row._fields)}   # counted in C
     by = {"status": Counter(c["status"]), "type": Counter(c["type"]), "subtype": Counter(c["subtype"]),
@@ -57,12 +55,17 @@ def stats(rows: list[Row], now, days: int) -> dict:
           "province": Counter(chain.from_iterable(c["provinces"])), "month": Counter(c["month"])}
     waits = [w for w in c["wait"] if w is not None]
     late = sum(1 for d in c["due"] if d and d <= now_iso)
-    scores = Counter(s for s in c["score"] if s)
-    comments = sum(c["comment"])
+    return _figures(len(rows), by, waits, late, Counter(s for s in c["score"] if s), sum(c["comment"]))
+
+
+def _figures(total: int, by: dict, waits: list, late: int, scores: Counter, comments: int) -> dict:
+    lc = ops._ctx().lc
+    kb = ops._ctx().kb
+    unknown = ops.texts()["unknown"]
     n_scores = sum(scores.values())
     rows_of = ops._counter_rows
     return {
-        "total": len(rows),
+        "total": total,
         "by_status": rows_of(by["status"], lambda k: ops.status_label(k) or unknown,
                              [s for s in lc.statuses] + [k for k in by["status"] if k not in lc.statuses]),
         "by_type": rows_of(by["type"], lambda k: ops.type_label(k) or unknown),
@@ -71,7 +74,7 @@ def stats(rows: list[Row], now, days: int) -> dict:
                                else (k or unknown)),
         "by_province": rows_of(by["province"], lambda k: kb.provinces[k]["name"] if k in kb.provinces
                                else (k or unknown)),
-        "by_month": rows_of(by["month"], lambda k: k or unknown, sorted(by["month"])),
+        "by_month": rows_of(by["month"], lambda k: k or unknown, sorted(k for k in by["month"] if by["month"][k])),
         "median_days_to_action": round(statistics.median(waits), 1) if waits else None,
         "actions_measured": len(waits),
         "overdue": late,
@@ -80,3 +83,58 @@ def stats(rows: list[Row], now, days: int) -> dict:
                          "scores": {str(k): scores[k] for k in range(1, 6)},
                          "comments": comments},
     }
+
+
+def month_type(rows: list[Row]) -> Counter:
+    """Cases per (month, type)."""
+    return Counter(zip(map(itemgetter(5), rows), map(itemgetter(1), rows)))
+
+
+class Totals:
+    """The sums of :func:`stats` kept up to date one row at a time (every case, in the cache's order).
+
+    Counts and figures equal :func:`stats`; rows of equal count may be listed in another order once
+    cases have changed (``stats`` lists ties in the order the cases first show them)."""
+
+    def __init__(self, rows: list[Row]):
+        c = {name: list(map(itemgetter(i), rows)) for i, name in enumerate(Row._fields)}
+        self.by = {"status": Counter(c["status"]), "type": Counter(c["type"]), "subtype": Counter(c["subtype"]),
+                   "platform": Counter(chain.from_iterable(c["platforms"])),
+                   "province": Counter(chain.from_iterable(c["provinces"])), "month": Counter(c["month"])}
+        self.waits = sorted(w for w in c["wait"] if w is not None)
+        self.dues = sorted(d for d in c["due"] if d)
+        self.scores = Counter(s for s in c["score"] if s)
+        self.comments = sum(c["comment"])
+        self.total = len(rows)
+        self.cells = month_type(rows)
+
+    def change(self, old: Optional[Row], new: Optional[Row]) -> None:
+        """One case replaced (``old`` -> ``new``), added (old None) or removed (new None)."""
+        for r, sign in ((old, -1), (new, 1)):
+            if r is None:
+                continue
+            by = self.by
+            by["status"][r.status] += sign
+            by["type"][r.type] += sign
+            by["subtype"][r.subtype] += sign
+            for p in r.platforms:
+                by["platform"][p] += sign
+            for p in r.provinces:
+                by["province"][p] += sign
+            by["month"][r.month] += sign
+            self.cells[(r.month, r.type)] += sign
+            for values, v in ((self.waits, r.wait), (self.dues, r.due)):
+                if v is None or v == "":
+                    continue
+                if sign > 0:
+                    bisect.insort(values, v)
+                else:
+                    del values[bisect.bisect_left(values, v)]
+            if r.score:
+                self.scores[r.score] += sign
+                self.comments += sign * r.comment
+            self.total += sign
+
+    def stats(self, now) -> dict:
+        late = bisect.bisect_right(self.dues, ops._iso(now))
+        return _figures(self.total, self.by, self.waits, late, self.scores, self.comments)

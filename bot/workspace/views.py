@@ -411,22 +411,26 @@ async def _stats(request: web.Request) -> tuple[dict, dict, list, Optional[str]]
     else:
         error = None
     if parsed is None:
-        return values, *_stats_and_charts([], now, days), error
+        st = tally.stats([], now, days)
+        return values, st, _charts(tally.month_type([]), st), error
     cache = request.app[CACHE]
     everything, gen = await cache.cases(request.app[STORE])
 
     async def compute() -> tuple:
-        cases = await ops.select(Listed(everything), parsed, now, days) if parsed else everything
-        rows = await cache.rows(cases, days)
-        return await asyncio.to_thread(_stats_and_charts, rows, now, days)
+        if not parsed and gen is not None:           # every case: the running totals
+            st, pairs = await cache.overall(days, now)
+        else:
+            cases = await ops.select(Listed(everything), parsed, now, days) if parsed else everything
+            rows = await cache.rows(cases, days)
+            st, pairs = await asyncio.to_thread(lambda: (tally.stats(rows, now, days), tally.month_type(rows)))
+        return st, _charts(pairs, st)
     st, built = await cache.remembered("stats", gen, (json.dumps(parsed, sort_keys=True), minute(now)), compute)
     return values, st, built, error
 
 
-def _stats_and_charts(rows: list, now: datetime, days: int) -> tuple[dict, list]:
-    st = tally.stats(rows, now, days)
+def _charts(pairs, st: dict) -> list:
     t = texts()
-    return st, charts.build(rows, st, t["charts"], t["chart_columns"])
+    return charts.build(pairs, st, t["charts"], t["chart_columns"])
 
 
 @signed_in
