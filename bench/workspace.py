@@ -61,7 +61,7 @@ async def get(http, url: str) -> tuple[float, int]:
 
 async def timed(http, url: str, repeat: int, change) -> dict:
     """Median ms of a page: right after one case changed (the workspace re-reads that case and
-    recomputes the page), and again with nothing changed (kept from the previous load).""""
+    recomputes the page), and again with nothing changed (kept from the previous load)."""
     changed, same = [], []
     size = 0
     for i in range(repeat):
