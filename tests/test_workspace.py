@@ -426,3 +426,43 @@ async def test_statistics_tables_and_csv_agree_with_the_api(svc):
         assert '<span class="num" id="fig-total">2</span>' in html
         async with http.get(svc.url + "/ops/stats/nothing.csv") as resp:
             assert resp.status == 404
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+async def test_bad_input_gets_a_page_never_a_traceback(svc):
+    async with client() as http:
+        # sign-in with garbage, a huge body, a file
+        async with http.post(svc.url + "/ops/login", data=b"\xff\xfe\x00token=\xff",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+            assert resp.status == 401
+        async with http.post(svc.url + "/ops/login", data={"token": "x" * (2 << 20)}) as resp:
+            assert resp.status == 413 and 'role="alert"' in await resp.text()
+        form = aiohttp.FormData()
+        form.add_field("token", b"\x00\x01", filename="token.bin")
+        async with http.post(svc.url + "/ops/login", data=form) as resp:
+            assert resp.status == 401
+        await sign_in(http, svc)
+        for path, want in (("/ops/cases?page=-5&sort=%3Cscript%3E", 200), ("/ops/cases?page=" + "9" * 5000, 200),
+                           ("/ops/cases?q=" + "x" * 500, 400), ("/ops/stats?province=nowhere", 400),
+                           ("/ops/stats/province.csv?province=nowhere", 400), ("/ops/cases/%00%ff", 404),
+                           ("/ops/cases/HQ-2609-AAAA/files/99", 404), ("/ops/nothing", 404)):
+            status, html = await page(http, svc, path)
+            assert status == want, path
+            assert "Traceback" not in html and "<script>" not in html
+        _, html = await page(http, svc, "/ops/cases/HQ-2610-BBBB")
+        token = csrf_of(html)
+        for data in ({"csrf": token, "to": "accepted@platform", "note": "x" * (ops.MAX_NOTE + 1)},
+                     {"csrf": token, "to": "accepted@platform", "reference": "r" * 500},
+                     {"csrf": token, "to": ""}, {"csrf": token}):
+            async with http.post(svc.url + "/ops/cases/HQ-2610-BBBB/status", data=data) as resp:
+                assert resp.status in (400, 409) and 'role="alert"' in await resp.text()
+        async with http.post(svc.url + "/ops/cases/HQ-2611-ZZZZ/status",
+                             data={"csrf": token, "to": "accepted@platform"}) as resp:
+            assert resp.status == 404
+        async with http.post(svc.url + "/ops/cases/HQ-2611-ZZZZ/message", data={"csrf": token, "text": "hi"}) as r:
+            assert r.status == 404
+    case = await svc.store.get("HQ-2610-BBBB")
+    assert case["status"] == "submitted" and len(case["history"]) == 1
+    assert await svc.store.outbox_list() == []

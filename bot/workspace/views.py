@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
+from multidict import MultiDict
 
 from bot import ops
 from bot.appkeys import CLOCK, SETTINGS, STORE
@@ -59,9 +60,7 @@ def changes(handler):
     """A POST that changes something: a live session, an operator's role and the session's CSRF token."""
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > MAX_FORM:
-            raise web.HTTPRequestEntityTooLarge(MAX_FORM, request.content_length)
-        form = await request.post()
+        form = await _form(request)
         session, expired = current(request)
         if session is None:
             if expired:
@@ -73,6 +72,16 @@ def changes(handler):
             return _refuse(request, 403, message("viewer"))
         return await handler(request, session, form)
     return wrapped
+
+
+async def _form(request: web.Request):
+    """The posted form; an unreadable one (bad encoding, malformed) reads as empty."""
+    if request.content_length is not None and request.content_length > MAX_FORM:
+        raise web.HTTPRequestEntityTooLarge(MAX_FORM, request.content_length)
+    try:
+        return await request.post()
+    except (UnicodeDecodeError, ValueError, AssertionError):
+        return MultiDict()
 
 
 def _refuse(request: web.Request, status: int, text: str) -> web.Response:
@@ -111,9 +120,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    if request.content_length is not None and request.content_length > MAX_FORM:
-        raise web.HTTPRequestEntityTooLarge(MAX_FORM, request.content_length)
-    form = await request.post()
+    form = await _form(request)
     nxt = _safe_next(form.get("next"))
     if not settings.api_enabled:
         return render(request, "login.html", _base(None, note=None, error=message("disabled"), next=nxt,
@@ -137,7 +144,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     """Sign out (any role; the CSRF token still needed, so no other site signs staff out)."""
-    form = await request.post()
+    form = await _form(request)
     session, _ = current(request)
     if session is not None:
         if not csrf_ok(session, form.get("csrf")):
