@@ -99,7 +99,7 @@ def _base(session: Optional[Session], **more) -> dict:
 
 def _safe_next(raw: object) -> str:
     s = str(raw or "")
-    if s.startswith(PREFIX + "/") and not s.startswith("//") and "\\" not in s and "\n" not in s:
+    if s.startswith(PREFIX + "/") and not s.startswith("//") and "\\" not in s and "\n" not in s and "\r" not in s:
         return s
     return PREFIX + "/cases"
 
