@@ -181,6 +181,7 @@ async def test_a_wrong_token_is_refused_slowed_and_logged_without_the_token(svc,
     async with client() as http:                       # a success clears the address's failures
         await sign_in(http, svc)
     assert not svc.app[SESSIONS].failures
+    assert "sign-in by alice" in caplog.text and ALICE not in caplog.text
 
 
 async def test_a_session_expires_after_inactivity_and_sign_out_ends_it(svc):
@@ -283,6 +284,12 @@ async def test_queue_filters_sorting_and_overdue_rows(svc):
         assert queue_ids(html) == ["HQ-2611-DDDD", "HQ-2610-BBBB", "HQ-2610-CCCC", "HQ-2609-AAAA"]
         _, html = await page(http, svc, "/ops/cases?sort=-id")
         assert queue_ids(html) == sorted(queue_ids(html), reverse=True)
+        _, html = await page(http, svc, "/ops/cases?platform=xiaohongshu")
+        export = unescape(re.search(r'href="([^"]+)" id="export"', html).group(1))
+        async with http.get(svc.url + export) as resp:
+            text = (await resp.read()).decode("utf-8-sig")
+            assert resp.status == 200 and resp.headers["Content-Disposition"].startswith("attachment")
+        assert sorted(r[0] for r in list(csv.reader(io.StringIO(text)))[1:]) == ["HQ-2609-AAAA", "HQ-2611-DDDD"]
         status, html = await page(http, svc, "/ops/cases?status=nonsense")
         assert status == 400 and "nonsense" in html and queue_ids(html) == []
 

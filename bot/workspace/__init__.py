@@ -125,6 +125,7 @@ def setup(app: web.Application) -> None:
     r.add_post(PREFIX + "/cases/{number}/message", views.send_message)
     r.add_get(PREFIX + "/cases/{number}/files/{index:\\d+}", views.evidence_file)
     r.add_get(PREFIX + "/cases/{number}/package", views.evidence_package)
+    r.add_get(PREFIX + "/export.csv", views.export_csv)
     r.add_get(PREFIX + "/stats", views.stats_page)
     r.add_get(PREFIX + "/stats/{chart}.csv", views.stats_csv)
     r.add_static(PREFIX + "/static", HERE / "static", append_version=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import math
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,8 @@ from bot.workspace import PREFIX, TEMPLATES, charts, message, tally, texts
 from bot.workspace.cache import CACHE, Listed, minute
 from bot.workspace.auth import (SESSIONS, Session, clear_cookie, client_address, csrf_ok, current,
                                 set_cookie)
+
+log = logging.getLogger("huqi.workspace")
 
 PAGE = 50
 MAX_FORM = 64 * 1024
@@ -135,6 +138,7 @@ async def login(request: web.Request) -> web.Response:
         return render(request, "login.html", _base(None, note=None, error=error, next=nxt, enabled=True),
                       status=401)
     sessions.succeeded(client_address(request))
+    log.info("workspace sign-in by %s (%s)", token.name, token.role)
     sessions.close(request.cookies.get("huqi_ops"))          # a fresh id on every sign-in
     session = sessions.open(token.name, token.role)
     resp = web.HTTPSeeOther(nxt)
@@ -268,7 +272,8 @@ async def queue(request: web.Request, session: Session) -> web.Response:
         session, active="cases", rows=rows, total=len(cases), page=page, pages=pages, values=values, choices=choices(),
         error=error, sort=sort.lstrip("-"), desc=desc, sort_links=sort_links,
         prev_link=_query(base, page=page - 1) if page > 1 else None,
-        next_link=_query(base, page=page + 1) if page < pages else None), status=400 if error else 200)
+        next_link=_query(base, page=page + 1) if page < pages else None,
+        export_link=PREFIX + "/export.csv" + _query(values)), status=400 if error else 200)
 
 
 # --------------------------------------------------------------------------
@@ -378,6 +383,17 @@ async def send_message(request: web.Request, session: Session, form) -> web.Resp
         return render(request, "case.html", ctx, status=e.status)
     await _wake_sender(request)
     raise web.HTTPSeeOther(f"{PREFIX}/cases/{result['case_id']}?done=message#outbox")
+
+
+@signed_in
+async def export_csv(request: web.Request, session: Session) -> web.Response:
+    """The queue's matching cases as the API's CSV export (same columns, same filters)."""
+    now, days = _now(request), _days(request)
+    values = _filter_values(request)
+    text, _ = await ops.export_csv(request.app[STORE], {k: v for k, v in values.items() if v}, now=now, days=days)
+    name = f"huqi-cases-{now.astimezone(ops.LOCAL_ZONE):%Y%m%d}.csv"
+    return web.Response(body=text.encode("utf-8"), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @signed_in
