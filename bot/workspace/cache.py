@@ -167,11 +167,13 @@ class CaseCache:
 class Listed:
     """A read-only stand-in store for :func:`bot.ops.select` over already listed cases."""
 
+    applies_filters = False       # ops.select must check every filter itself
+
     def __init__(self, cases: list[dict]):
         self._cases = cases
 
     async def list(self, **_: Any) -> list[dict]:
-        return self._cases        # ops.select re-checks every filter on each case
+        return self._cases
 
 
 CACHE = web.AppKey("workspace_cache", CaseCache)
