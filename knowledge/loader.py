@@ -631,13 +631,14 @@ def _check_cases(ck: _Checker, data: Any, subtypes: dict, flags: dict) -> dict:
 
 _SLOT = re.compile(r"\{([^{}]*)\}")
 _SLOTS = {"enterprise", "agent", "contact", "platform", "type_title", "type_cite", "subtype_title",
-          "subtype_cite", "description", "reason", "cite", "date"}
+          "subtype_cite", "subtypes", "description", "reason", "cite", "date"}
 _DRAFT_KEYS = {
     "sections": ("reporter", "content", "reason", "request", "evidence", "pledge"),
     "placeholders": ("enterprise", "agent", "contact", "platform", "links", "type", "description",
                      "evidence", "date"),
-    "lines": ("enterprise", "self", "agent", "contact", "platform", "links", "type", "subtype", "facts",
-              "reason", "reason_type_only", "evidence_more", "signature", "agent_signature", "date"),
+    "lines": ("enterprise", "self", "agent", "contact", "platform", "links", "type", "subtype", "subtype_item",
+              "subtype_sep", "facts", "reason", "reason_also", "reason_type_only", "evidence_more", "signature",
+              "agent_signature", "date"),
 }
 
 
