@@ -365,7 +365,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     measures = _check_measures(ck, raw["measures"], types, flags)
     platforms = _check_platforms(ck, raw["platforms"])
     provinces = _check_channels(ck, raw["channels"])
-    routing = _check_routing(ck, raw["routing"], flags)
+    _check_routing(ck, raw["routing"], flags)
     faq = _check_faq(ck, raw["faq"])
     cases = _check_cases(ck, raw["cases"], subtypes, flags)
     drafting = _check_drafting(ck, raw["drafting"], flags, evidence)

@@ -8,7 +8,7 @@ import pytest
 
 from dialogs.engine import Engine, new_state
 
-from tests.drive import ENTERPRISE, Newcomer, buttons, texts, values  # noqa: F401
+from tests.drive import ENTERPRISE, Newcomer, texts, values
 from tests.drive import run_to_result as drive
 
 
