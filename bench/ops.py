@@ -3,8 +3,9 @@
 Seeds the TinyDB store with N realistic cases (bench/store.py's generator,
 snapshot written directly), opens it and times what the API and the web
 workspace do: a queue page (50 rows) unfiltered, by platform, overdue only,
-a text search; one case's detail; the statistics; the CSV export. Each
-figure is the median of --repeat runs, in milliseconds.
+a text search; one case's detail; the statistics; the CSV export; the
+store's own list() alone; and the longest the event loop is held while the
+statistics are computed. Each figure is the median of --repeat runs, in ms.
 
     .venv/bin/python bench/ops.py [--sizes 10000,100000] [--repeat 5]
 
@@ -55,6 +56,26 @@ async def timed(repeat: int, fn) -> float:
     return round(statistics.median(runs) * 1000, 1)
 
 
+async def max_block(work) -> float:
+    """Run ``work`` beside a ticker; the longest gap between ticks, in ms."""
+    gaps, done = [], False
+
+    async def tick():
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    await work
+    done = True
+    await ticker
+    return round(max(gaps) * 1000, 1)
+
+
 async def measure(n: int, repeat: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         seed_snapshot(d, cases(n))
@@ -76,6 +97,9 @@ async def measure(n: int, repeat: int) -> dict:
             out["stats_ms"] = await timed(repeat, lambda: ops.stats(store, {}, now=now, days=days))
             out["export_ms"] = await timed(max(1, repeat // 2),
                                            lambda: ops.export_csv(store, {}, now=now, days=days))
+            # the longest the event loop was held while the statistics were computed
+            out["stats_max_block_ms"] = await max_block(ops.stats(store, {}, now=now, days=days))
+            out["store_list_ms"] = await timed(repeat, lambda: store.list())
             return out
         finally:
             await store.close()

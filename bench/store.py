@@ -5,7 +5,7 @@ the snapshot is written directly), open it, then time 2,000 ``create`` and
 2,000 ``append_event`` calls (each one fsync'd), with no snapshot running;
 then 2,000 more appends while background snapshots run every 500 writes.
 Then conversation states (``put_state`` with 100 and with 10,000 states
-stored: the cost must not grow), reminders (``due_reminders`` with 10,000
+stored: the cost must not grow; 200 chats writing at once), reminders (``due_reminders`` with 10,000
 due, the longest stretch it holds the event loop, one owner's, the first 50)
 and the outbox (``outbox_add``, ``outbox_claim`` with the outbox full).  Beside it, in the same run,
 sqlite3 in WAL mode with synchronous=FULL does the same writes at the same
@@ -222,15 +222,19 @@ async def timed(calls) -> list:
 
 
 async def max_block(coro) -> tuple:
-    """(result, seconds it took, longest stretch the loop was held meanwhile)."""
+    """(result, seconds it took, longest stretch the loop was held meanwhile
+    in wall time and in this thread's CPU time; the difference is the OS
+    giving the core to other processes)."""
     gaps: list = []
+    cpu_gaps: list = []
     done = asyncio.Event()
 
     async def monitor() -> None:
         while not done.is_set():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             await asyncio.sleep(0)
             gaps.append(time.perf_counter() - t)
+            cpu_gaps.append(time.thread_time() - c)
 
     task = asyncio.create_task(monitor())
     await asyncio.sleep(0)
@@ -239,28 +243,48 @@ async def max_block(coro) -> tuple:
     took = time.perf_counter() - t
     done.set()
     await task
-    return result, took, max(gaps, default=took)
+    return result, took, max(gaps, default=took), max(cpu_gaps, default=took)
 
 
 async def bench_states(data_dir: str, n: int, ops: int) -> dict:
+    """put_state with 100 and with ``n`` states stored: two stores side by
+    side, written alternately so the machine's noise hits both alike."""
     rnd = random.Random(5)
+    few_store = LoggedTinyDBStore(data_dir + "-100")
     store = LoggedTinyDBStore(data_dir)
-    await store.put_states({f"telegram:{i}": make_state(rnd) for i in range(100)})
-    few = await timed(
-        (lambda k=rnd.randrange(100): store.put_state(f"telegram:{k}", make_state(rnd))) for _ in range(ops)
-    )
-    await store.put_states({f"telegram:{i}": make_state(rnd) for i in range(100, n)})
-    many = await timed(
-        (lambda k=rnd.randrange(n): store.put_state(f"telegram:{k}", make_state(rnd))) for _ in range(ops)
-    )
+    await few_store.put_states({f"telegram:{i}": make_state(rnd) for i in range(100)})
+    await store.put_states({f"telegram:{i}": make_state(rnd) for i in range(n)})
+    few, many = [], []
+    for _ in range(ops):
+        for target, size, lat in ((few_store, 100, few), (store, n, many)):
+            state = make_state(rnd)
+            key = f"telegram:{rnd.randrange(size)}"
+            t = time.perf_counter()
+            await target.put_state(key, state)
+            lat.append(time.perf_counter() - t)
     gets = await timed((lambda k=rnd.randrange(n): store.get_state(f"telegram:{k}")) for _ in range(ops))
+    # 200 chats at once, each writing its state 5 times (writes share fsyncs).
+    together: list = []
+
+    async def chat(k: int) -> None:
+        for _ in range(5):
+            state = make_state(rnd)
+            t = time.perf_counter()
+            await store.put_state(f"telegram:{k}", state)
+            together.append(time.perf_counter() - t)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(chat(k) for k in range(200)))
+    together_s = time.perf_counter() - t
     assert await store.count_states() == n
+    await few_store.close()
     await store.close()
     t = time.perf_counter()
     store = LoggedTinyDBStore(data_dir)
     open_s = time.perf_counter() - t
     await store.close()
-    return {"few": few, "many": many, "get": gets, "open_s": open_s}
+    return {"few": few, "many": many, "get": gets, "open_s": open_s,
+            "together": together, "together_per_s": len(together) / together_s}
 
 
 async def bench_reminders(data_dir: str, n: int, ops: int) -> dict:
@@ -275,7 +299,7 @@ async def bench_reminders(data_dir: str, n: int, ops: int) -> dict:
     owner = cases[n // 2]["owner"]
     del cases
     store = LoggedTinyDBStore(data_dir, compact_on_close=False)
-    rems, took, block = await max_block(store.due_reminders(now))
+    rems, took, block, cpu_block = await max_block(store.due_reminders(now))
     assert len(rems) == n
     first50 = await timed((lambda: store.due_reminders(now, limit=50)) for _ in range(50))
     mine = await timed((lambda: store.due_reminders(now, owner=owner)) for _ in range(50))
@@ -297,7 +321,7 @@ async def bench_reminders(data_dir: str, n: int, ops: int) -> dict:
             await store.outbox_sent(m["id"], now)
     drain_s = time.perf_counter() - t
     await store.close()
-    return {"all_s": took, "block_s": block, "first50": first50, "mine": mine, "none": none_due,
+    return {"all_s": took, "block_s": block, "cpu_block_s": cpu_block, "first50": first50, "mine": mine, "none": none_due,
             "adds": adds, "claims": claims, "drain_per_s": n / drain_s}
 
 
@@ -440,10 +464,14 @@ def main() -> None:
                 "put_state_p99_ms_100": ms(pct(st["few"], 99)),
                 f"put_state_p50_ms_{label}": ms(pct(st["many"], 50)),
                 f"put_state_p99_ms_{label}": ms(pct(st["many"], 99)),
+                f"put_state_p50_ratio_{label}_vs_100": round(pct(st["many"], 50) / pct(st["few"], 50), 2),
                 f"get_state_p50_ms_{label}": ms(pct(st["get"], 50)),
+                "put_state_200_chats_per_s": round(st["together_per_s"], 1),
+                "put_state_200_chats_p99_ms": ms(pct(st["together"], 99)),
                 f"open_s_{label}_states": round(st["open_s"], 3),
                 f"due_reminders_all_ms_{label}_due": ms(rm["all_s"]),
                 f"due_reminders_max_block_ms_{label}_due": ms(rm["block_s"]),
+                f"due_reminders_max_block_cpu_ms_{label}_due": ms(rm["cpu_block_s"]),
                 f"due_reminders_first50_p50_ms_{label}_due": ms(pct(rm["first50"], 50)),
                 f"due_reminders_one_owner_p50_ms_{label}_due": ms(pct(rm["mine"], 50)),
                 f"due_reminders_none_due_p50_ms_{label}": ms(pct(rm["none"], 50)),

@@ -162,7 +162,7 @@ def _filters(request: web.Request) -> dict:
 
 
 def _days(request: web.Request) -> int:
-    return request.app[SETTINGS].reminder_days or ops._default_days()
+    return request.app[SETTINGS].reminder_days or ops.default_days()
 
 
 def _now(request: web.Request):
@@ -188,7 +188,8 @@ async def list_cases(request: web.Request, token: ApiToken) -> web.Response:
     if limit_raw is not None and not 1 <= limit <= ops.MAX_PAGE:
         raise ops.OpsError("bad_filter", ops._error_text("bad_limit", value=limit_raw[:20], max=ops.MAX_PAGE))
     page = await ops.list_cases(request.app[STORE], _filters(request), now=_now(request), days=_days(request),
-                                cursor=request.query.get("cursor") or None, limit=limit)
+                                cursor=request.query.get("cursor") or None, limit=limit,
+                                sort=request.query.get("sort") or "created")
     return _json(page)
 
 
@@ -226,9 +227,12 @@ async def get_package(request: web.Request, token: ApiToken) -> web.StreamRespon
         resp = web.StreamResponse(headers={"Content-Type": "application/zip", "Content-Length": str(size),
                                            "Content-Disposition": f'attachment; filename="{name}"'})
         await resp.prepare(request)
-        while block := await asyncio.to_thread(f.read, 1 << 20):
-            await resp.write(block)
-        await resp.write_eof()
+        try:
+            while block := await asyncio.to_thread(f.read, 1 << 20):
+                await resp.write(block)
+            await resp.write_eof()
+        except ConnectionError:  # the client went away; headers are sent, nothing more to say
+            pass
         return resp
 
 
@@ -253,11 +257,11 @@ def _q(name: str, description: str, schema: Optional[dict] = None) -> Param:
 
 
 FILTERS = (
-    _q("status", "Status id or Chinese label (已提交); repeat or separate with commas"),
-    _q("type", "Type id or its Chinese title (rumor, 谣言性信息)"),
+    _q("status", "Status id or its label as staff read it; repeat or separate with commas"),
+    _q("type", "Type id or its title (rumor)"),
     _q("subtype", "Sub-type id (rumor.fabricated_violation) or title"),
-    _q("platform", "Platform id, name or alias (xiaohongshu, 小红书)"),
-    _q("province", "Province id, name or alias (shanghai, 上海)"),
+    _q("platform", "Platform id, name or alias (xiaohongshu)"),
+    _q("province", "Province id, name or alias (shanghai)"),
     _q("overdue", "true: only cases past their follow-up date; false: only the others",
        {"type": "boolean"}),
     _q("messenger", "Where the owner talks to huqi (telegram, terminal, web)"),
@@ -270,7 +274,10 @@ NUMBER = Param("number", "path", "Case number, e.g. HQ-2611-7K3Q", {"type": "str
 
 ROUTES = (
     Route("GET", f"{PREFIX}/cases", "listCases", "Cases matching the filters, oldest first, a page at a time",
-          list_cases, FILTERS + (_q("cursor", "next_cursor of the previous page"),
+          list_cases, FILTERS + (_q("cursor", "next_cursor of the previous page (same filters and sort)"),
+                                 _q("sort", "Order: created (default, oldest first), updated or due; "
+                                            "a leading - for newest/latest first", {"type": "string",
+                                                                                   "enum": list(ops.SORTS)}),
                                  _q("limit", f"Page size, 1-{ops.MAX_PAGE} (default {ops.DEFAULT_PAGE})",
                                     {"type": "integer", "minimum": 1, "maximum": ops.MAX_PAGE}))),
     Route("GET", f"{PREFIX}/cases/{{number}}", "getCase",

@@ -5,7 +5,9 @@ of creation (UTC), then 4 characters drawn with :mod:`secrets` from an alphabet
 without the characters people confuse when reading or typing (no 0/O, no
 1/I/L, no U, which is misread as V).  30^4 = 810,000 numbers per month;
 when a month gets crowded and draws keep colliding the random part widens to
-5, then 6 characters, so creation never fails in practice.
+5, then 6 characters, so creation never fails in practice.  A number is
+never issued twice: the store's ``exists`` check also counts the numbers of
+purged cases (it keeps them, see :mod:`bot.store`).
 
 Case numbers are shown to users and typed back by them, so
 :func:`normalize_case_id` accepts the usual variations (lower case, spaces,

@@ -180,6 +180,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list cases as a table")
     _add_filters(p)
+    p.add_argument("--sort", default="created",
+                   help="created (default, oldest first), updated or due; --sort=-created for newest first")
     p.set_defaults(func=_command(_list))
 
     p = sub.add_parser("show", help="one case with its history")
@@ -243,12 +245,12 @@ class _Local:
         self.store, self.settings = store, settings
 
     def _days(self) -> int:
-        from bot.ops import _default_days
-        return self.settings.reminder_days or _default_days()
+        from bot.ops import default_days
+        return self.settings.reminder_days or default_days()
 
-    async def list(self, filters: dict) -> list:
+    async def list(self, filters: dict, sort: str = "created") -> list:
         from bot import ops
-        page = await ops.list_cases(self.store, filters, now=utcnow(), days=self._days(), limit=None)
+        page = await ops.list_cases(self.store, filters, now=utcnow(), days=self._days(), limit=None, sort=sort)
         return page["cases"]
 
     async def show(self, case_id: str) -> dict:
@@ -283,11 +285,11 @@ class _Remote:
     def _case(case_id: str) -> str:
         return "/cases/" + quote(case_id.strip(), safe="")
 
-    async def list(self, filters: dict) -> list:
+    async def list(self, filters: dict, sort: str = "created") -> list:
         from bot.api_client import query
         out, cursor = [], None
         while True:
-            params = query(filters) + [("limit", "500")] + ([("cursor", cursor)] if cursor else [])
+            params = query(filters) + [("limit", "500"), ("sort", sort)] + ([("cursor", cursor)] if cursor else [])
             page = await self.client.json("GET", "/cases", params=params)
             out.extend(page["cases"])
             cursor = page.get("next_cursor")
@@ -365,6 +367,8 @@ async def _with_backend(fn: Callable, args: argparse.Namespace, local_only: bool
         except SettingsError as se:
             raise _Unavailable(f"设置有误 / bad setting: {se}") from None
         token = settings.cli_token()
+        if not token and fn is not _set_status and settings.api_tokens:
+            token = settings.api_tokens[0].token  # a viewer's token is enough to read
         if not token:
             raise _Unavailable(f"案件库正被另一个 huqi 进程使用({pid})。要通过它的接口操作,{_token_hint()}。\n"
                                f"The case store {directory} is in use by another huqi process ({pid}).") from None
@@ -400,7 +404,7 @@ async def _remote(fn: Callable, args, settings, token: str, pid: str) -> int:
 
 
 async def _list(backend, args) -> int:
-    cases = await backend.list(_filters(args))
+    cases = await backend.list(_filters(args), args.sort)
     if not cases:
         print("没有符合条件的案件 / no cases match")
         return 0
@@ -408,7 +412,7 @@ async def _list(backend, args) -> int:
               "企业 enterprise"]
     rows = []
     for c in cases:
-        due = (c.get("due_at") or "")[:10]
+        due = _time(c.get("due_at"))[:10]
         rows.append([
             str(c.get("id", "")),
             f"{c.get('status')} {c.get('status_label')}",

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
-USAGE_EXAMPLE = "有自媒体说我们公司资金链断裂、马上要破产,完全是编造的 https://m.weibo.cn/status/5012345678"
+
+
+def _text(key: str) -> str:
+    from bot import texts
+    return texts.text(key)
 
 
 def _kb_or_exit():
@@ -13,7 +18,8 @@ def _kb_or_exit():
     try:
         return knowledge()
     except KnowledgeError as e:
-        print(f"知识库有误,无法启动 / invalid knowledge base:\n{e}", file=sys.stderr)
+        from bot import texts
+        print(texts.text("kb_invalid_start", error=e), file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -23,7 +29,8 @@ def cmd_kb_check(args) -> int:
         try:
             kb = load(args.data)
         except KnowledgeError as e:
-            print(f"知识库有误 / invalid knowledge base:\n{e}", file=sys.stderr)
+            from bot import texts
+            print(texts.text("kb_invalid", error=e), file=sys.stderr)
             return 2
     else:
         kb = _kb_or_exit()
@@ -32,6 +39,11 @@ def cmd_kb_check(args) -> int:
     for k, v in counts.items():
         print(f"  {k:<18} {v}")
     return 0
+
+
+def _finite_or_text(literal: str) -> float | str:
+    value = float(literal)
+    return value if math.isfinite(value) else literal
 
 
 def classify_line(clf, line: bytes | str, lineno: int) -> dict:
@@ -43,7 +55,8 @@ def classify_line(clf, line: bytes | str, lineno: int) -> dict:
             return {"id": None, "line": lineno, "error": "line is not UTF-8 text"}
     line = line.lstrip("\ufeff")
     try:
-        obj = json.loads(line)
+        # a number JSON cannot write back (1e999, NaN) is kept as the text it was written as
+        obj = json.loads(line, parse_float=_finite_or_text, parse_constant=str)
     except (json.JSONDecodeError, RecursionError) as e:
         return {"id": None, "line": lineno, "error": f"not valid JSON: {str(e)[:80]}"}
     if not isinstance(obj, dict):
@@ -71,7 +84,7 @@ def cmd_classify(args) -> int:
                 out.write(json.dumps(result) + "\n")
         out.flush()
         return 0
-    text = " ".join(args.text) if args.text else USAGE_EXAMPLE
+    text = " ".join(args.text) if args.text else _text("cli_example")
     r = clf.classify(text)
     print(json.dumps(r.as_json() | {"platforms": r.platforms, "links": r.links}, ensure_ascii=False, indent=2))
     return 0
@@ -96,7 +109,8 @@ def cmd_chat(args) -> int:
         try:
             store = open_store(directory)
         except (StoreLocked, StoreError, OSError) as e:
-            print(f"案件库不可用({e}),本次对话不能保存案件。", file=sys.stderr)
+            from bot import texts
+            print(texts.text("chat_without_store", error=e), file=sys.stderr)
             return await run(inp, sys.stdout, store=None, drafts_dir=directory / "drafts")
         try:
             return await run(inp, sys.stdout, store=store, drafts_dir=directory / "drafts")
@@ -162,7 +176,7 @@ def cmd_serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="huqi", description="护企: 涉企网络侵权举报助手")
+    p = argparse.ArgumentParser(prog="huqi", description=_text("cli_description"))
     sub = p.add_subparsers(dest="command")
 
     c = sub.add_parser("classify", help="classify descriptions (--jsonl: one JSON object a line on stdin)")

@@ -30,14 +30,19 @@ def _brief(entry: dict, score: float | None = None) -> dict:
 
 
 def answer(index, text: str, id_=None) -> dict:
-    """The result object of one question."""
+    """The result object of one question; in Traditional script when the question is written so."""
+    from knowledge.text import normalise, to_traditional
+
     text = text[:MAX_CHARS]
+    script = to_traditional if normalise(text).traditional else (lambda t: t)
     hits = index.search(text, limit=4)
     if hits:
         best, score = hits[0]
         related = [_brief(e) for e in index.related(best["id"])]
-        return {"id": id_, "faq_id": best["id"], "question": best.get("question", ""),
-                "answer": best["answer"], "sources": _sources(best.get("source")), "score": score,
+        for r in related:
+            r["question"] = script(r["question"])
+        return {"id": id_, "faq_id": best["id"], "question": script(best.get("question", "")),
+                "answer": script(best["answer"]), "sources": _sources(best.get("source")), "score": score,
                 "related": related}
     # nothing fits: the nearest topics, so a policy editor sees what came close
     near = index.nearest(text, 3)
@@ -90,7 +95,8 @@ def cmd_faq(args) -> int:
         return 0
     text = " ".join(args.text).strip()
     if not text:
-        print('用法 / usage: huqi faq "问题"  或  huqi faq --jsonl < questions.jsonl', file=sys.stderr)
+        from bot import texts
+        print(texts.text("faq_usage"), file=sys.stderr)
         return 2
     print(json.dumps(answer(index, text), ensure_ascii=False, indent=2))
     return 0

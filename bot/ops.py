@@ -404,8 +404,22 @@ async def select(store, filters: dict, now: datetime, days: int) -> list[dict]:
     for key in ("platform", "province"):
         if key in filters:  # every spelling of these ids, so the store's index narrows the scan
             kw[key] = sorted({name for pid in filters[key] for name in _ctx().spellings[key][pid]})
+    for key in ("older_than", "newer_than"):
+        if key in filters:
+            kw[key] = filters[key]
     cases = await store.list(**kw)
-    return [c for c in cases if _matches(c, filters, now, days)]
+    if set(filters) <= set(kw):  # the store applied every filter already
+        return cases
+    return await _off_loop(len(cases), lambda: [c for c in cases if _matches(c, filters, now, days)])
+
+
+OFF_LOOP_FROM = 2000  # cases; above this, pure work on the store's private copies runs in a thread
+
+
+async def _off_loop(n: int, fn):
+    """Run ``fn`` (pure work on private copies) in a thread when it is big, so the event loop keeps
+    answering other users meanwhile."""
+    return await asyncio.to_thread(fn) if n >= OFF_LOOP_FROM else fn()
 
 
 # --------------------------------------------------------------------------
@@ -498,6 +512,7 @@ def attachment_view(a: dict, index: int) -> dict:
 def outbox_view(m: dict) -> dict:
     out = {k: m.get(k) for k in ("id", "kind", "status", "attempts", "created_at", "next_at", "sent_at",
                                  "last_error")}
+    out["last_error"] = _one_line(m["last_error"]) if m.get("last_error") else None
     out["to"] = "owner" if m.get("owner") else "operators"
     if m.get("text"):
         out["text"] = redact(m["text"])
@@ -565,37 +580,63 @@ async def case_detail(store, case_id: str, *, now: datetime, days: int) -> dict:
     return view
 
 
-async def list_cases(store, filters: Mapping[str, Any] | None = None, *, now: datetime, days: int,
-                     cursor: Optional[str] = None, limit: Optional[int] = DEFAULT_PAGE) -> dict:
-    """A page of case summaries, oldest first: ``{"cases", "next_cursor", "total"}``.
+#: Orders of the queue: a field, ``-`` in front for newest/latest first. Cases without a
+#: follow-up date come after those with one.
+SORTS = ("created", "-created", "updated", "-updated", "due", "-due")
 
-    ``limit=None`` gives every match (the CLI); ``cursor`` is the previous page's ``next_cursor``."""
+
+def _sort_value(case: dict, field_: str, days: int) -> str:
+    if field_ == "due":
+        return due_at(case, days) or ""
+    return case.get(f"{field_}_at") or ""
+
+
+async def list_cases(store, filters: Mapping[str, Any] | None = None, *, now: datetime, days: int,
+                     cursor: Optional[str] = None, limit: Optional[int] = DEFAULT_PAGE,
+                     sort: str = "created") -> dict:
+    """A page of case summaries in ``sort`` order (default oldest first):
+    ``{"cases", "next_cursor", "total"}``.
+
+    ``limit=None`` gives every match (the CLI); ``cursor`` is the previous page's
+    ``next_cursor`` (for the same filters and sort)."""
     parsed = parse_filters(filters, now)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise _fail("bad_filter", key="bad_limit", value=_one_line(limit)[:20], max=MAX_PAGE)
-    after = _decode_cursor(cursor) if cursor else None
+    sort = (sort or "created").strip()
+    if sort not in SORTS:
+        raise _fail("bad_filter", key="bad_sort", value=_one_line(sort)[:40], choices=_sep().join(SORTS))
+    desc, field_ = sort.startswith("-"), sort.lstrip("-")
+    after = _decode_cursor(cursor, sort) if cursor else None
     cases = await select(store, parsed, now, days)
     total = len(cases)
+
+    def key(c: dict) -> tuple:
+        value = _sort_value(c, field_, days)
+        # (has no value, value, id): empty values last whichever the direction
+        return (value == "") != desc, value, c.get("id") or ""
+
+    cases.sort(key=key, reverse=desc)
     if after is not None:
-        cases = [c for c in cases if (c.get("created_at") or "", c.get("id") or "") > after]
+        cases = [c for c in cases if (key(c) < after if desc else key(c) > after)]
     page = cases if limit is None else cases[:limit]
     more = limit is not None and len(cases) > limit
     return {"cases": [case_summary(c, now, days) for c in page], "total": total,
-            "next_cursor": _encode_cursor(page[-1]) if more and page else None}
+            "next_cursor": _encode_cursor(sort, key(page[-1])) if more and page else None}
 
 
-def _encode_cursor(case: dict) -> str:
-    raw = json.dumps([case.get("created_at") or "", case.get("id") or ""], separators=(",", ":"))
+def _encode_cursor(sort: str, key: tuple) -> str:
+    raw = json.dumps([sort, *key], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: Any) -> tuple:
+def _decode_cursor(cursor: Any, sort: str) -> tuple:
     try:
         s = str(cursor)
         data = json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)).decode())
-        if isinstance(data, list) and len(data) == 2 and all(isinstance(x, str) for x in data):
-            return tuple(data)
+        if isinstance(data, list) and len(data) == 4 and data[0] == sort and isinstance(data[1], bool) \
+                and all(isinstance(x, str) for x in data[2:]):
+            return tuple(data[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         pass
     raise _fail("bad_cursor", key="bad_cursor")
@@ -665,20 +706,22 @@ async def transition(store, case_id: str, to: Any, *, who: str, now: datetime, n
     note = _text_field(body, "note", MAX_NOTE)
     fields = {k: _text_field(body, k, MAX_FIELD) for k in ("channel", "reference", "outcome", "reason")}
     case = await get_case(store, case_id)
-    try:
-        updated = await record(store, case["id"], to, who=who, now=now, note=note, channel=fields["channel"],
-                               ref=fields["reference"], outcome=fields["outcome"], reason=fields["reason"])
-    except TransitionRefused as e:
-        raise OpsError("transition_refused", str(e), 409, status_now=case.get("status"),
-                       allowed=_allowed(case.get("status"))) from None
-    except CaseNotFound:
-        raise _fail("not_found", 404, case_id=case["id"]) from None
-    event = updated["history"][-1]
-    days = days or _default_days()
-    rem = await reminders.after_transition(store, updated, now, days)
-    msg = await _notify_owner(store, updated, "status", _notify_text(updated, event), now)
-    from bot import satisfaction
-    await satisfaction.ask_if_closed(store, updated, now)
+    days = days or default_days()
+    async with store.chat_lock(f"case:{case['id']}"):  # two staff at once: one after the other
+        case = await get_case(store, case["id"])
+        try:
+            updated = await record(store, case["id"], to, who=who, now=now, note=note, channel=fields["channel"],
+                                   ref=fields["reference"], outcome=fields["outcome"], reason=fields["reason"])
+        except TransitionRefused as e:
+            raise OpsError("transition_refused", str(e), 409, status_now=case.get("status"),
+                           allowed=_allowed(case.get("status"))) from None
+        except CaseNotFound:
+            raise _fail("not_found", 404, case_id=case["id"]) from None
+        event = updated["history"][-1]
+        rem = await reminders.after_transition(store, updated, now, days)
+        msg = await _notify_owner(store, updated, "status", _notify_text(updated, event), now)
+        from bot import satisfaction
+        await satisfaction.ask_if_closed(store, updated, now)
     final = await get_case(store, updated["id"])
     return {"case": case_summary(final, now, days), "event": _event_view(event),
             "next_action": next_action(final, _ctx().lc),
@@ -702,7 +745,7 @@ async def message_owner(store, case_id: str, text: Any, *, who: str, now: dateti
     return {"case_id": updated["id"], "event": _event_view(updated["history"][-1]), "notification": outbox_view(msg)}
 
 
-def _default_days() -> int:
+def default_days() -> int:
     from bot.config import reminder_days
     return reminder_days()
 
@@ -805,7 +848,7 @@ def compute_stats(cases: list[dict], now: datetime, days: int) -> dict:
 
 async def stats(store, filters: Mapping[str, Any] | None = None, *, now: datetime, days: int) -> dict:
     cases = await select(store, parse_filters(filters, now), now, days)
-    return compute_stats(cases, now, days)
+    return await _off_loop(len(cases), lambda: compute_stats(cases, now, days))
 
 
 # --------------------------------------------------------------------------
@@ -874,7 +917,7 @@ def to_csv(rows: list[dict]) -> str:
 async def export_csv(store, filters: Mapping[str, Any] | None = None, *, now: datetime, days: int) -> tuple[str, int]:
     """(CSV text starting with the BOM, number of cases)."""
     cases = await select(store, parse_filters(filters, now), now, days)
-    return to_csv(export_rows(cases, now, days)), len(cases)
+    return await _off_loop(len(cases), lambda: to_csv(export_rows(cases, now, days))), len(cases)
 
 
 # --------------------------------------------------------------------------

@@ -88,13 +88,14 @@ async def after_transition(store, case: dict, now: TimeLike, days: int, *,
     return None
 
 
-async def due(store, now: TimeLike) -> list:
-    """``(case, reminder)`` pairs for every reminder due at ``now``, earliest first.
+async def due(store, now: TimeLike, owner: Optional[dict] = None) -> list:
+    """``(case, reminder)`` pairs for every reminder due at ``now`` (of ``owner``'s cases
+    when given, found through the store's index), earliest first.
 
     Reminders left on closed cases are cleared and not returned.
     """
     out = []
-    for rem in await store.due_reminders(now):
+    for rem in await store.due_reminders(now, owner=owner):
         case = await store.get(rem["case_id"])
         if case is None:
             continue

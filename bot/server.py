@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import signal
+import sys
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -174,41 +175,35 @@ def build_app(settings: Settings, store, *, clock=utcnow, start_telegram: bool =
     return app
 
 
-async def serve(settings: Settings, store, *, clock=utcnow, ready=None) -> int:
+async def serve(settings: Settings, store, *, clock=utcnow) -> int:
     """Run until SIGTERM/SIGINT; returns the exit status."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):       # from the start: a signal during start-up stops cleanly
+        loop.add_signal_handler(sig, stop.set)
     app = build_app(settings, store, clock=clock)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     try:
-        await runner.setup()          # starts the bot: a rejected token or no network fails here
-    except BaseException:
-        await runner.cleanup()
-        raise
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
-    try:
-        await site.start()
-    except OSError as e:
-        await runner.cleanup()
-        print(texts.text("port_in_use", host=settings.http_host, port=settings.http_port, error=e.strerror))
-        return 2
-    url = f"http://{settings.http_host}:{settings.http_port}"
-    status = app[STATUS]
-    if status["mode"] == "off":
-        print(texts.text("serve_no_token", url=url), flush=True)
-    else:
-        mode = texts.text("mode_webhook", url=settings.webhook_url) if status["mode"] == "webhook" \
-            else texts.text("mode_polling")
-        print(texts.text("serve_started", mode=mode, url=url), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if ready is not None:
-        ready()
-    try:
+        try:
+            await runner.setup()          # starts the bot: a rejected token or no network fails here
+            site = web.TCPSite(runner, settings.http_host, settings.http_port)
+            await site.start()
+        except OSError as e:
+            print(texts.text("port_in_use", host=settings.http_host, port=settings.http_port, error=e.strerror),
+                  file=sys.stderr)
+            return 2
+        url = f"http://{settings.http_host}:{settings.http_port}"
+        mode = app[STATUS]["mode"]
+        if mode == "off":
+            print(texts.text("serve_no_token", url=url), flush=True)
+        else:
+            said = texts.text("mode_webhook", url=settings.webhook_url) if mode == "webhook" \
+                else texts.text("mode_polling")
+            print(texts.text("serve_started", mode=said, url=url), flush=True)
         await stop.wait()
+        log.info("stopping: no new updates, finishing the turns in flight")
+        return 0
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        log.info("stopping: no new updates, finishing the turns in flight")
         await runner.cleanup()
-    return 0

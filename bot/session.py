@@ -1,22 +1,23 @@
 """One user's conversation: the engine's turns, with its store effects carried out.
 
-Every messenger adapter (terminal, Telegram) keeps a Session per user and
-only renders replies; reading and writing cases happens here, always with the
-user as owner, so nobody reaches another user's case.
+Every messenger adapter (terminal, Telegram, a web chat) keeps a Session per
+user and only renders replies (shapes: dialogs/engine.py); reading and writing
+cases happens here, always with the user as owner, so nobody reaches another
+user's case. A store failure (StoreError, OSError) never escapes a turn: the
+user reads one sentence, the conversation is back where it was, and the same
+button can be pressed again. ``state["shown"]`` keeps the options of the
+turn, in order, so a typed number means what the user sees.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
-from bot import reminders
+from bot import reminders, satisfaction
 from bot.config import reminder_days
 from dialogs.engine import Engine
 from dialogs.lifecycle import TransitionRefused, record
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from dialogs.model import CaseNotFound, StoreError, utcnow
 
 
 class Session:
@@ -37,9 +38,23 @@ class Session:
         return replies
 
     async def turn(self, event: dict) -> list[dict]:
-        """The replies to show for one user event, effects carried out."""
+        """The replies to show for one user event, effects carried out.
+
+        A store failure (disk full, store closed, ...) is answered with one
+        sentence and the conversation goes back to where it was before the
+        event, so the same button can be pressed again.
+        """
+        before = self.state
         self.state, replies = self.engine.handle(self.state, event)
-        return await self._settle(replies)
+        try:
+            replies = await self._settle(replies)
+        except (StoreError, OSError):
+            self.state, replies = self.engine.handle(before, {"type": "store_failed"})
+        shown = [{"label": b["label"], "value": b["value"]} for r in replies for row in r.get("buttons") or []
+                 for b in row]
+        if shown:
+            self.state["shown"] = shown    # numbers typed next refer to every option of this turn, in order
+        return replies
 
     async def _settle(self, replies: list[dict]) -> list[dict]:
         shown, pending = [], list(replies)
@@ -60,15 +75,15 @@ class Session:
             return []
         shown = []
         now = self.clock()
-        for case, _rem in await reminders.due(self.store, now):
+        try:
+            due = await reminders.due(self.store, now, owner=self.owner)
+        except (StoreError, OSError):
+            return []          # the reminder stays due: it is asked again next time
+        for case, _rem in due:
             if case.get("owner") == self.owner:
                 reply = reminders.reminder_message(case, now=now)
-                shown += await self._answer({"type": "reminder", "case_id": case["id"], "reply": reply})
+                shown += await self.turn({"type": "reminder", "case_id": case["id"], "reply": reply})
         return shown
-
-    async def _answer(self, event: dict) -> list[dict]:
-        self.state, replies = self.engine.handle(self.state, event)
-        return await self._settle(replies)
 
     async def _carry_out(self, effect: dict) -> dict | None:
         """Do what the engine asked of the store; return the event that answers it."""
@@ -85,7 +100,7 @@ class Session:
             return {"type": "case", "case": await self.store.get(effect["case_id"], owner=self.owner)}
         if kind == "transition":
             return await self._transition(effect)
-        if kind in ("mark_evidence", "add_attachment", "add_links"):
+        if kind in ("mark_evidence", "add_attachment", "add_links", "set_contact"):
             return await self._update(effect)
         if kind == "snooze":
             await reminders.snooze(self.store, effect["case_id"], reminder_days(), self.clock(), owner=self.owner)
@@ -94,12 +109,11 @@ class Session:
 
     async def _save(self, record_: dict) -> str:
         created = {"when": self.clock().isoformat(timespec="seconds"), "who": self.who, "from": None,
-                   "to": record_.get("status", "draft"), "note": "保存为案件"}
+                   "to": record_.get("status", "draft"), "note": self.engine.flow.text("history_saved")}
         case = await self.store.create(dict(record_, owner=self.owner, history=[created]))
         return case["id"]
 
     async def _transition(self, effect: dict) -> dict:
-        from bot.store import CaseNotFound
         kw = {k: effect[k] for k in ("channel", "ref", "outcome", "reason") if effect.get(k)}
         try:
             case = await record(self.store, effect["case_id"], effect["to"], owner=self.owner,
@@ -108,6 +122,7 @@ class Session:
             return {"type": "transitioned", "case": await self.store.get(effect["case_id"], owner=self.owner),
                     "error": str(e)}
         await reminders.after_transition(self.store, case, self.clock(), reminder_days(), owner=self.owner)
+        await satisfaction.ask_if_closed(self.store, case, self.clock())
         return {"type": "transitioned", "case": await self.store.get(case["id"], owner=self.owner)}
 
     async def _update(self, effect: dict) -> dict:
@@ -117,9 +132,15 @@ class Session:
             return {"type": "case", "case": None}
         answer = {"type": "updated"}
         if effect["effect"] == "mark_evidence":
-            evidence = [dict(e, provided=True) if e.get("id") == effect["item"] else e
+            items = set(effect.get("items") or [effect.get("item")])
+            evidence = [dict(e, provided=True) if e.get("id") in items else e
                         for e in case.get("evidence") or []]
             changes = {"evidence": evidence}
+        elif effect["effect"] == "set_contact":     # personal data: kept on the case, never logged
+            changes = {"reporter_name": effect.get("reporter_name"), "contact": effect.get("contact"),
+                       "evidence": [dict(e, provided=True) if e.get("id") == "reporter_contact" else e
+                                    for e in case.get("evidence") or []]}
+            answer["contact"] = True
         elif effect["effect"] == "add_attachment":
             attachment = dict(effect["attachment"], received_at=self.clock().isoformat(timespec="seconds"))
             changes = {"attachments": list(case.get("attachments") or []) + [attachment]}

@@ -223,7 +223,8 @@ class TelegramBot:
                 refused = files.refusal(name, len(data), event.get("mime"), self.max_file_bytes)
                 if refused is None:
                     event = dict(event, size=len(data),
-                                 sha256=await asyncio.to_thread(files.save, self.files_dir, data))
+                                 sha256=await asyncio.to_thread(files.save, self.files_dir, data),
+                                 received_at=self.conversations.clock().isoformat(timespec="seconds"))
         if refused is None:
             return event
         key, values = refused

@@ -22,9 +22,14 @@ class TerminalChat:
         self.session = Session(engine, store, {"messenger": "terminal", "user_id": user_id or _user()})
         self.numbered: list[str] = []   # button values of the last turn, 1-based
 
-    def show(self, replies: list[dict]) -> None:
+    def show(self, replies: list[dict]) -> bool:
+        """Print the replies; False once the user has ended the conversation."""
         numbered = []
+        ended = False
         for r in replies:
+            if r.get("end"):
+                ended = True
+                continue
             if r.get("text"):
                 self.out.write(r["text"].rstrip() + "\n")
             if "file" in r:
@@ -37,6 +42,7 @@ class TerminalChat:
         if numbered:
             self.numbered = numbered
         self.out.flush()
+        return not ended
 
     def event_for(self, line: str) -> dict:
         text = line.strip()
@@ -46,11 +52,8 @@ class TerminalChat:
             return {"type": "command", "name": text[1:]}
         return {"type": "text", "text": line}
 
-    async def turn(self, event: dict | None) -> None:
-        self.show(self.session.start() if event is None else await self.session.turn(event))
-
-    def bye(self) -> None:
-        self.show([{"text": self.session.engine.flow.text("bye")}])
+    async def turn(self, event: dict | None) -> bool:
+        return self.show(self.session.start() if event is None else await self.session.turn(event))
 
     def _save_file(self, f: dict) -> str:
         if self.drafts_dir is None:
@@ -60,7 +63,7 @@ class TerminalChat:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(f["content"])
-        return f"[已保存: {path}]"
+        return self.session.engine.say(self.session.state, "file_saved_at", path=path)
 
 
 def _user() -> str:
@@ -83,8 +86,9 @@ async def run(inp: IO[str] = sys.stdin, out: IO[str] = sys.stdout, store=None,
         line = await asyncio.to_thread(inp.readline) if interactive else inp.readline()
         if not line:
             break
+        event = chat.event_for(line.rstrip("\r\n"))
         if line.strip().lower() in QUIT:
-            chat.bye()
+            event = {"type": "command", "name": "quit"}
+        if not await chat.turn(event):
             break
-        await chat.turn(chat.event_for(line.rstrip("\r\n")))
     return 0

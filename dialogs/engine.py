@@ -1,33 +1,39 @@
 """The conversation engine: (state, event) -> (state, replies), messenger-neutral.
 
-Events are dicts: {"type": "text", "text": ...}, {"type": "button", "value": ...},
-{"type": "file", "name": ..., "size": ..., "ref": ...}, {"type": "command", "name": ...},
-{"type": "saved", "case_id": ... | None}.
-Replies are dicts: {"text": ..., "buttons": [[{"label", "value"}]]}, {"file": {"name",
-"content"}, "text": caption}, or {"effect": "save_case", "case": {...}} for the adapter.
-State is plain JSON data; the engine keeps nothing between calls.
+Events (dicts, from the adapter):
+  {"type": "text", "text"}            what the user typed
+  {"type": "button", "value"}         an option pressed (refused unless it was offered)
+  {"type": "file", "name", "size", "ref", "mime", "sha256", "received_at"}
+  {"type": "command", "name"}         /help, /back, /cases, /quit ...
+  {"type": "saved", "case_id"|None}   answers {"effect": "save_case"}
+  {"type": "cases"|"case"|"transitioned"|"updated"|"snoozed", ...}   answer the tracking effects
+  {"type": "reminder", "case_id", "reply"}                          a due reminder to show
+  {"type": "store_failed"}            the store could not do what was asked (state is the one before)
+Replies (dicts, to the adapter):
+  {"text", "buttons": [[{"label", "value"}]]}   buttons render as Telegram buttons or numbered options
+  {"file": {"name", "content"}, "text": caption}
+  {"effect": ..., ...}                          store work for the session (see tracking.py)
+  {"end": True}                                 the user ended the conversation (/quit)
+A reply may carry "script": "hans": it stays Simplified for a Traditional writer (the draft).
+State is plain JSON data; the engine keeps nothing between calls. The step
+graph is declared in data/flow.yaml; this module interprets it.
 """
 from __future__ import annotations
 
 import copy
-import re
-
-from rapidfuzz import fuzz, process
 
 from knowledge import get_classifier, knowledge, taxonomy
-from knowledge.text import clean, extract_links, is_traditional, normalise, to_traditional
+from knowledge.text import clean, extract_links
 
-from . import card
+from . import card, options
 from .flow import Flow, load_flow
+from .intake import IntakeSteps, company_pattern
+from .typeset import localise, note_language, typeset
+
+__all__ = ["Engine", "new_state", "typeset", "STATE_VERSION"]
 
 STATE_VERSION = 1
 MAX_HISTORY = 30
-# ASCII punctuation written next to Chinese (much of the knowledge base is typed that way)
-_HAN = "\u3400-\u9fff\uff00-\uffef\u3000-\u303f"
-_PUNCT = re.compile(rf"(?<=[{_HAN}])[,:;?!()]|[,:;?!()](?=[{_HAN}])|(?<=[{_HAN}])\((?=[^)]*\))")
-_FULL = {",": "，", ":": "：", ";": "；", "?": "？", "!": "！", "(": "（", ")": "）"}
-_SIMPLIFIED_ONLY = re.compile(r"[们这个说发对时会来为过还没问题国实现经应关学动种]")
-GLOBAL_PREFIXES = ("faq:", "topic:", "show:")
 
 
 def new_state() -> dict:
@@ -36,12 +42,12 @@ def new_state() -> dict:
 
 
 def _empty_case() -> dict:
-    return {"description": "", "type": None, "subtype": None, "candidates": [], "flags": [],
+    return {"description": "", "type": None, "subtype": None, "subtypes": [], "candidates": [], "flags": [],
             "asked": [], "platform": None, "links": [], "enterprise": None, "province": None,
-            "reporter_role": None, "attachments": []}
+            "reporter_role": None, "reporter_name": None, "contact": None, "attachments": []}
 
 
-class Engine:
+class Engine(IntakeSteps):
     def __init__(self, kb=None, flow: Flow | None = None):
         self.kb = kb or knowledge()
         self.flow = flow or load_flow()
@@ -51,11 +57,12 @@ class Engine:
         self.card = card.CardBuilder(self.kb, self.flow)
         from .tracking import Tracker
         self.tracker = Tracker(self)
+        self.company = company_pattern(self.flow.enterprise_name)
 
     # ── public API ──────────────────────────────────────────────────
     def start(self, state: dict | None = None) -> tuple[dict, list[dict]]:
         state = new_state() if state is None else copy.deepcopy(state)
-        return state, [self._msg("greeting")] + self._prompt(state)
+        return state, localise(state["lang"], [self._msg("greeting")] + self._prompt(state))
 
     def handle(self, state: dict | None, event: dict) -> tuple[dict, list[dict]]:
         state = self._valid_state(state)
@@ -63,41 +70,49 @@ class Engine:
         try:
             self._dispatch(state, event if isinstance(event, dict) else {}, replies)
         except _Restart:
+            lang = state.get("lang", "hans")
             state.clear()
-            state.update(new_state())
+            state.update(new_state(), lang=lang)
             replies.append(self._msg("restarted"))
             replies.extend(self._prompt(state))
-        return state, self._localise(state, replies)
+        replies = localise(state["lang"], replies)
+        shown = [{"label": b["label"], "value": b["value"]} for r in replies for row in r.get("buttons") or []
+                 for b in row]
+        if shown:
+            state["shown"] = shown     # what a typed number or label refers to: the options on screen, in order
+        return state, replies
+
+    def say(self, state: dict | None, key: str, **values) -> str:
+        """One text of texts.yaml in the user's script (for adapters' own lines)."""
+        lang = state.get("lang", "hans") if isinstance(state, dict) else "hans"
+        return localise(lang, [self._msg(key, **values)])[0]["text"]
 
     # ── dispatch ────────────────────────────────────────────────────
     def _dispatch(self, state: dict, event: dict, out: list[dict]) -> None:
         kind = event.get("type")
         if kind == "saved":
             self._saved(state, event, out)
-            return
-        if kind in ("cases", "case", "transitioned", "snoozed", "reminder", "updated"):
+        elif kind == "store_failed":
+            out.append(self._msg("store_failed"))
+            out.extend(self._prompt(state))
+        elif kind in ("cases", "case", "transitioned", "snoozed", "reminder", "updated"):
             self.tracker.event(state, event, out)
-            return
-        if kind == "file":
+        elif kind == "file":
             self._file(state, event, out)
-            return
-        if kind == "command":
+        elif kind == "command":
             self._command(state, str(event.get("name", "")).lstrip("/"), out)
-            return
-        if kind == "button":
+        elif kind == "button":
             value = event.get("value")
             if not isinstance(value, str) or not self._allowed(state, value):
                 out.append(self._msg("not_understood"))
                 out.extend(self._prompt(state))
-                return
-            self._value(state, value, out)
-            return
-        text = event.get("text")
-        if not isinstance(text, str):
+            else:
+                self._value(state, value, out)
+        elif not isinstance(event.get("text"), str):
             out.append(self._msg("empty_input"))
             out.extend(self._prompt(state))
-            return
-        self._text(state, text, out)
+        else:
+            self._text(state, event["text"], out)
 
     def _text(self, state: dict, raw: str, out: list[dict]) -> None:
         text = clean(raw).strip()
@@ -113,17 +128,26 @@ class Engine:
         if len(text) > limit:
             text = text[:limit]
             out.append(self._msg("too_long", limit=limit))
-        self._note_language(state, text)
+        note_language(state, text, self.flow.simplified_only)
         command = self._command_word(text)
         if command:
             self._command(state, command, out)
+            return
+        step = self.flow.steps[state["step"]]
+        if step.get("kind") == "multi" and self._multi_text(state, text, out):
             return
         value = self._match_option(state, text)
         if value:
             self._value(state, value, out)
             return
-        self._keep_links(state, text)
         handler = getattr(self, f"_text_{state['step']}", None)
+        if options.numbers(text) and not self._text_allowed_numbers(state):
+            if len(options.numbers(text)) > 1 and handler and handler(state, text, out):
+                return                                # several options at once ("1 2")
+            out.append(self._msg("no_option"))       # a number with no option re-asks
+            out.extend(self._prompt(state))
+            return
+        self._keep_links(state, text)
         if handler and handler(state, text, out):
             return
         if self._maybe_faq(state, text, out):
@@ -131,276 +155,58 @@ class Engine:
         out.append(self._msg("not_understood"))
         out.extend(self._prompt(state))
 
+    def _text_allowed_numbers(self, state: dict) -> bool:
+        """Steps where a bare number may be an answer in itself (a reference number)."""
+        return state["step"] == "track" and self.tracker.wants_text(state)
+
     def _value(self, state: dict, value: str, out: list[dict]) -> None:
-        if value == "cases" or value.startswith(("case:", "act:", "rem:")):
+        kind, arg = options.parse_value(value)
+        if kind in ("cases", "case", "act", "rem", "hist"):
             self.tracker.value(state, value, out)
-            return
-        if value.startswith(GLOBAL_PREFIXES) or value == "go:faq_topics":
+        elif kind in ("faq", "topic") or value in ("show:cases", "show:laws", "go:faq_topics"):
             self._global(state, value, out)
-            return
-        if value == "restart":
+        elif value == "restart":
             raise _Restart
-        if value.startswith("go:"):
+        elif kind == "go":
             self._push(state)
-            state["step"] = value[3:]
+            if arg == "contact":
+                state["pending"]["return_to"] = state["step"]
+            state["step"] = arg
             out.extend(self._prompt(state))
-            return
-        getattr(self, f"_value_{state['step']}")(state, value, out)
-
-    # ── steps ───────────────────────────────────────────────────────
-    def _text_describe(self, state: dict, text: str, out: list[dict]) -> bool:
-        if len(normalise(text).compact) < self.flow.limits["min_describe_chars"]:
-            if self._maybe_faq(state, text, out):
-                return True
-            out.append(self._msg("describe_too_short"))
-            return True
-        result = self.clf.classify(text)
-        if self.faq_first(text, result) and self._maybe_faq(state, text, out):
-            return True
-        self._push(state)
-        case = state["case"]
-        case["description"] = text
-        case["flags"] = list(result.flags)
-        case["platform"] = result.platform or case.get("platform")
-        for link in result.links:
-            if link not in case["links"]:
-                case["links"].append(link)
-        if result.links:
-            out.append(self._msg("link_kept", links="\n".join(result.links)))
-        best = max((c["score"] for c in result.candidates if not c["subtype"].startswith("out_of_scope")), default=0)
-        case["candidates"] = [c["subtype"] for c in result.candidates
-                              if not c["subtype"].startswith("out_of_scope") and c["score"] >= max(0.2, best / 2)
-                              ][: self.flow.limits["candidates"]]
-        if result.type == "out_of_scope":
-            if result.subtype == "out_of_scope.other":
-                if result.unsure and self._about_us(text):
-                    # something happened to the enterprise, in words we do not know: let them pick
-                    state["step"] = "pick_type"
-                    out.append(self._msg("unsure_pick"))
-                    out.extend(self._prompt(state))
-                    return True
-                out.append(self._msg("not_our_topic"))
-                out.extend(self._prompt(state))
-                state["history"].pop()
-                return True
-            case["out_of_scope"] = result.subtype
-            state["step"] = "out_of_scope"
+        elif kind == "show":
+            out.extend(self.card.plan_view(state["case"]) if arg == "plan" else self.card.materials_view(state["case"]))
             out.extend(self._prompt(state))
-            return True
-        state["step"] = "confirm"
-        state["pending"]["unsure"] = bool(result.unsure)
-        if not result.unsure:
-            out.extend(self.card.reading(result.subtype))
-        out.extend(self._prompt(state))
-        return True
-
-    def _about_us(self, text: str) -> bool:
-        """The text speaks of the enterprise (我们, 公司, 老板 ...), not of something else."""
-        compact = normalise(text).compact
-        return any(w in compact for w in self.flow.about_us)
-
-    def faq_first(self, text: str, result) -> bool:
-        """A question that is not a description of an incident goes to the FAQ."""
-        from knowledge.faq import looks_like_question
-        return looks_like_question(text) and (result.unsure or result.subtype == "out_of_scope.other")
-
-    def _value_confirm(self, state: dict, value: str, out: list[dict]) -> None:
-        self._choose_subtype(state, value[4:], out)
-
-    def _text_pick_type(self, state: dict, text: str, out: list[dict]) -> bool:
-        """A fuller description typed instead of picking a type is read again."""
-        if len(normalise(text).compact) < self.flow.limits["min_describe_chars"] * 2:
-            return False
-        state["step"] = "describe"
-        return self._text_describe(state, text, out)
-
-    def _value_pick_type(self, state: dict, value: str, out: list[dict]) -> None:
-        self._push(state)
-        state["pending"]["type"] = value[5:]
-        state["step"] = "pick_subtype"
-        out.extend(self._prompt(state))
-
-    def _value_pick_subtype(self, state: dict, value: str, out: list[dict]) -> None:
-        self._choose_subtype(state, value[4:], out, announce=True)
-
-    def _choose_subtype(self, state: dict, sid: str, out: list[dict], announce: bool = False) -> None:
-        self._push(state)
-        case = state["case"]
-        case["subtype"] = sid
-        case["type"] = taxonomy.type_of(sid)
-        case.pop("out_of_scope", None)
-        if announce:
-            out.append(self._msg("type_chosen", **self.card.titles(sid)))
-        self._after_type(state, out)
-
-    def _after_type(self, state: dict, out: list[dict]) -> None:
-        case = state["case"]
-        if case["links"] and case["platform"]:
-            out.append(self._msg("where_platform_from_link", platform=self.card.platform_name(case["platform"])))
-            self._to_facts(state, out)
-        elif case["platform"]:
-            out.append(self._msg("where_platform", platform=self.card.platform_name(case["platform"])))
-            state["step"] = "link"
-            out.extend(self._prompt(state))
+        elif kind == "draft":
+            self._draft(state, arg, out)
         else:
-            state["step"] = "where"
-            out.extend(self._prompt(state))
+            getattr(self, f"_value_{state['step']}")(state, kind, arg, out)
 
-    def _text_where(self, state: dict, text: str, out: list[dict]) -> bool:
-        norm = normalise(text)
-        platform, _ = self.clf.platforms.resolve(norm)
-        if norm.links:
-            self._push(state)
-            state["case"]["platform"] = platform or state["case"]["platform"]
-            if platform:
-                out.append(self._msg("where_platform_from_link", platform=self.card.platform_name(platform)))
-            self._to_facts(state, out)
-            return True
-        if platform:
-            self._value_where(state, f"platform:{platform}", out)
-            return True
+    # ── the step graph ──────────────────────────────────────────────
+    def _advance(self, state: dict, out: list[dict], frm: str | None = None) -> None:
+        """Go to the step after `frm` (default: the current one) that is not skipped, and ask it."""
+        nxt = self.flow.steps[frm or state["step"]].get("next")
+        while nxt and self._skipped(state, nxt):
+            nxt = self.flow.steps[nxt].get("next")
+        state["step"] = nxt
+        if nxt == "facts":
+            self._open_facts(state)
+        if nxt == "result":
+            card = self.card.result(state["case"])
+            card[-1]["buttons"] = self._buttons(state)    # the rest of the plan is behind the card's buttons
+            out.extend(card)
+            return
+        out.extend(self._prompt(state))
+
+    def _skipped(self, state: dict, step: str) -> bool:
+        pred = self.flow.steps[step].get("skip_if")
+        case = state["case"]
+        if pred == "platform_known":
+            return bool(case["platform"] or case["links"])
+        if pred == "no_facts":
+            return not self._fact_options(state)
+        if pred == "enterprise_known":
+            return bool(case["enterprise"])
         return False
-
-    def _value_where(self, state: dict, value: str, out: list[dict]) -> None:
-        self._push(state)
-        pid = value.split(":", 1)[1]
-        state["case"]["platform"] = None if pid == "none" else pid
-        state["step"] = "link"
-        out.extend(self._prompt(state))
-
-    def _text_link(self, state: dict, text: str, out: list[dict]) -> bool:
-        norm = normalise(text)
-        if norm.links:
-            self._push(state)
-            platform, _ = self.clf.platforms.resolve(norm)
-            if platform and not state["case"]["platform"]:
-                state["case"]["platform"] = platform
-            self._to_facts(state, out)
-            return True
-        return False
-
-    def _value_link(self, state: dict, value: str, out: list[dict]) -> None:
-        self._push(state)
-        out.append(self._msg("no_link_note"))
-        self._to_facts(state, out)
-
-    def _to_facts(self, state: dict, out: list[dict]) -> None:
-        case = state["case"]
-        queue = [f["flag"] for f in self.flow.facts
-                 if case["type"] in f["types"] and f["flag"] not in case["flags"]]
-        state["pending"]["facts"] = queue
-        self._next_fact(state, out)
-
-    def _next_fact(self, state: dict, out: list[dict]) -> None:
-        queue = state["pending"].get("facts") or []
-        if queue:
-            state["step"] = "facts"
-        else:
-            state["step"] = "enterprise" if not state["case"]["enterprise"] else "province"
-        out.extend(self._prompt(state))
-
-    def _value_facts(self, state: dict, value: str, out: list[dict]) -> None:
-        self._push(state)
-        queue = state["pending"]["facts"]
-        flag = queue.pop(0)
-        case = state["case"]
-        case["asked"].append(flag)
-        if value == "yes" and flag not in case["flags"]:
-            case["flags"] = [f for f in taxonomy.FLAGS if f in case["flags"] or f == flag]
-        self._next_fact(state, out)
-
-    def _text_enterprise(self, state: dict, text: str, out: list[dict]) -> bool:
-        if self._maybe_faq(state, text, out):
-            return True
-        self._push(state)
-        state["case"]["enterprise"] = text[:100]
-        state["step"] = "province"
-        out.extend(self._prompt(state))
-        return True
-
-    def _value_enterprise(self, state: dict, value: str, out: list[dict]) -> None:
-        self._push(state)
-        state["step"] = "province"
-        out.extend(self._prompt(state))
-
-    def _text_province(self, state: dict, text: str, out: list[dict]) -> bool:
-        from knowledge.provinces import match_province
-        pid = match_province(self.kb, text)
-        if pid:
-            self._value_province(state, f"province:{pid}", out)
-            return True
-        if self._maybe_faq(state, text, out):
-            return True
-        out.append(self._msg("province_unknown", text=text[:20]))
-        out.extend(self._prompt(state))
-        return True
-
-    def _value_province(self, state: dict, value: str, out: list[dict]) -> None:
-        pid = value.split(":", 1)[1]
-        if pid == "other":
-            out.append(self._msg("ask_province"))
-            return
-        self._push(state)
-        state["case"]["province"] = pid
-        state["step"] = "role"
-        out.extend(self._prompt(state))
-
-    def _value_role(self, state: dict, value: str, out: list[dict]) -> None:
-        self._push(state)
-        state["case"]["reporter_role"] = value.split(":", 1)[1]
-        state["step"] = "result"
-        out.extend(self.card.result(state["case"]))
-        out.extend(self._prompt(state))
-
-    def _value_result(self, state: dict, value: str, out: list[dict]) -> None:
-        if value == "draft":
-            out.append(self.card.draft_file(state["case"]))
-        elif value == "save":
-            out.append({"effect": "save_case", "case": self.card.case_record(state["case"])})
-
-    _value_done = _value_result
-
-    def _value_track(self, state: dict, value: str, out: list[dict]) -> None:
-        self.tracker.track_value(state, value, out)
-
-    def _text_track(self, state: dict, text: str, out: list[dict]) -> bool:
-        return self.tracker.track_text(state, text, out)
-
-    def _text_result(self, state: dict, text: str, out: list[dict]) -> bool:
-        if self._maybe_faq(state, text, out):
-            return True
-        # a new description after a finished plan starts a new intake
-        lang = state["lang"]
-        state.clear()
-        state.update(new_state(), lang=lang)
-        return self._text_describe(state, text, out)
-
-    _text_done = _text_result
-
-    def _saved(self, state: dict, event: dict, out: list[dict]) -> None:
-        case_id = event.get("case_id")
-        if case_id:
-            state["case"]["case_id"] = case_id
-            state["step"] = "done"
-            out.append(self._msg("case_saved", case_id=case_id))
-        else:
-            out.append(self._msg("case_save_unavailable"))
-        out.extend(self._prompt(state))
-
-    def _file(self, state: dict, event: dict, out: list[dict]) -> None:
-        name = str(event.get("name") or "file")[:80]
-        size = event.get("size") or 0
-        limit = self.flow.limits["file_mb"]
-        if not isinstance(size, (int, float)) or size > limit * 1024 * 1024:
-            out.append(self._msg("file_too_large", name=name, limit=limit))
-        elif self.tracker.wants_file(state):
-            self.tracker.file(state, {k: event.get(k) for k in ("size", "ref", "mime", "sha256")} | {"name": name}, out)
-            return
-        else:
-            state["case"]["attachments"].append(
-                {k: event.get(k) for k in ("name", "size", "ref", "mime", "sha256")} | {"name": name})
-            out.append(self._msg("file_received", name=name))
-        out.extend(self._prompt(state))
 
     # ── commands, FAQ and globals ───────────────────────────────────
     def _command(self, state: dict, name: str, out: list[dict]) -> None:
@@ -418,9 +224,9 @@ class Engine:
             state.clear()
             state.update(new_state(), lang=lang)
             out.append(self._msg("cancelled"))
-        elif name == "help":
-            out.append(self._msg("help"))
-            out.extend(self._prompt(state))
+        elif name in ("quit", "exit", "q"):
+            out.append(self._msg("bye"))
+            out.append({"end": True})
         elif name == "faq":
             self._global(state, "go:faq_topics", out)
         elif name == "cases_browse":
@@ -442,13 +248,14 @@ class Engine:
 
     def _global(self, state: dict, value: str, out: list[dict]) -> None:
         """FAQ, topics, case studies and laws: shown without leaving the step."""
-        if value.startswith("faq:"):
-            out.extend(self.card.faq_answer(value[4:]))
+        kind, arg = options.parse_value(value)
+        if kind == "faq":
+            out.extend(self.card.faq_answer(arg))
         elif value == "go:faq_topics":
             out.append(self.card.topics_menu())
             return
-        elif value.startswith("topic:"):
-            out.append(self.card.topic_menu(value[6:]))
+        elif kind == "topic":
+            out.append(self.card.topic_menu(arg))
             return
         elif value == "show:cases":
             out.extend(self.card.case_studies())
@@ -483,83 +290,110 @@ class Engine:
     def _prompt(self, state: dict) -> list[dict]:
         step = state["step"]
         case = state["case"]
+        spec = self.flow.steps[step]
+        buttons = self._buttons(state)
         if step == "confirm":
             key = "unsure" if state["pending"].get("unsure") else "confirm_reading"
-            return [self._msg(key, buttons=self._buttons(state))]
-        if step == "pick_subtype":
+            reply = self._msg(key, buttons=buttons)
+        elif step == "pick_subtype":
             tid = state["pending"].get("type")
-            return [self._msg("pick_subtype", buttons=self._buttons(state), type_title=self.kb.types[tid]["title"])]
-        if step == "out_of_scope":
-            return self.card.out_of_scope(case.get("out_of_scope", "out_of_scope.other"), self._buttons(state))
-        if step == "link":
-            name = self.card.platform_name(case["platform"]) if case["platform"] else "该网站"
-            return [self._msg("ask_link_for_platform", platform=name, buttons=self._buttons(state))]
-        if step == "facts":
-            flag = state["pending"]["facts"][0]
-            return [self._msg("ask_fact", question=self.kb.flags[flag]["question"], buttons=self._buttons(state))]
-        if step == "track":
+            reply = self._msg("pick_subtype", buttons=buttons, type_title=self.kb.types[tid]["title"])
+        elif step == "out_of_scope":
+            return self.card.out_of_scope(case.get("out_of_scope", "out_of_scope.other"), buttons)
+        elif step == "facts":
+            reply = self._msg("ask_facts", buttons=buttons)
+        elif step == "province" and state["pending"].get("province_guess"):
+            reply = self._msg("province_guess", buttons=buttons,
+                              province=self.card.province_name(state["pending"]["province_guess"]))
+        elif step in ("track", "confirm_close"):
             return self.tracker.prompt(state)
-        if step in ("result", "done"):
-            return [self._msg("result_actions", buttons=self._buttons(state))]
-        prompt = self.flow.steps[step].get("prompt")
-        return [self._msg(prompt, buttons=self._buttons(state))] if prompt else []
+        elif step in ("result", "done"):
+            reply = self._msg("result_actions", buttons=buttons)
+        elif spec.get("prompt"):
+            reply = self._msg(spec["prompt"], buttons=buttons)
+        else:
+            return []
+        if spec.get("progress"):
+            reply["text"] = self.flow.text("progress", n=spec["progress"], total=self.flow.progress_total) \
+                + reply["text"]
+        return [reply]
 
     def _options(self, state: dict) -> list[dict]:
         step = state["step"]
         spec = self.flow.steps[step].get("buttons")
         if spec != "dynamic":
-            return list(self.flow.buttons.get(spec, []))
+            return [dict(o) for o in self.flow.buttons.get(spec, [])]
         if step == "confirm":
             opts = [{"label": self.card.subtype_label(sid), "value": f"sub:{sid}"}
                     for sid in state["case"]["candidates"]]
-            return opts + [self.flow.none_of_these]
+            if opts and not state["pending"].get("unsure"):
+                opts[0]["answer"] = "yes"            # "对的" confirms the reading shown
+            return opts + [dict(self.flow.none_of_these, answer="no")]
         if step == "pick_subtype":
             tid = state["pending"].get("type")
             return [{"label": self.kb.subtypes[sid]["title"], "value": f"sub:{sid}"}
                     for sid in self.kb.subtypes if taxonomy.type_of(sid) == tid]
-        if step == "track":
+        if step == "facts":
+            chosen = state["pending"].get("chosen") or []
+            m = self.flow.buttons["multi"]
+            opts = [dict(o, label=self.flow.text("selected", label=o["label"])) if o["value"] in chosen else o
+                    for o in self._fact_options(state)]
+            return opts + [dict(m["done"] if chosen else m["none"])]
+        if step == "province":
+            guess = state["pending"].get("province_guess")
+            opts = [dict(o) for o in self.flow.buttons["provinces"]]
+            if guess:
+                opts = [{"label": self.flow.text("province_yes", province=self.card.province_name(guess)),
+                         "value": f"province:{guess}", "answer": "yes"}] + \
+                       [o for o in opts if o["value"] != f"province:{guess}"]
+            return opts
+        if step in ("track", "confirm_close"):
             return self.tracker.options(state)
         return []
 
     def _buttons(self, state: dict) -> list[list[dict]]:
-        return [[o] for o in self._options(state)]
+        return [[{"label": o["label"], "value": o["value"]}] for o in self._options(state)]
 
     def _allowed(self, state: dict, value: str) -> bool:
-        if value.startswith("faq:"):
-            return value[4:] in self.kb.faq
-        if value.startswith("topic:"):
-            return value[6:] in self.flow.topics
+        kind, arg = options.parse_value(value)
+        if kind == "faq":
+            return arg in self.kb.faq
+        if kind == "topic":
+            return arg in self.flow.topics
         if value in ("show:cases", "show:laws", "go:faq_topics", "restart"):
             return True
         if self.tracker.allowed(state, value):
             return True
+        if kind == "draft" and state["step"] in ("result", "done"):
+            return arg in ("view", "file", "hant", "evidence")
         return any(o["value"] == value for o in self._options(state))
 
+    def numbered(self, state: dict, text: str) -> list[str] | None:
+        """The values of the options on screen that typed numbers ("2", "1 3") name; None if any is not one."""
+        picked = options.numbers(text)
+        if picked is None:
+            return None
+        shown = [o["value"] for o in state.get("shown") or self._options(state)]
+        values = [shown[n - 1] for n in picked if 1 <= n <= len(shown)]
+        if len(values) != len(picked) or not all(self._allowed(state, v) for v in values):
+            return None
+        return list(dict.fromkeys(values))
+
     def _match_option(self, state: dict, text: str) -> str | None:
-        """Free text at a button step: a number, the option's words, yes/no words."""
-        options = self._options(state) + self.tracker.offered(state)
-        t = to_simplified_lower(text)
-        if t.isdigit():
-            n = int(t)
-            return options[n - 1]["value"] if 1 <= n <= len(options) else None
-        values = {o["value"] for o in options}
-        if {"yes", "no"} <= values:
-            for answer, words in self.flow.answers.items():
-                if t.rstrip("。.!!") in words:
-                    return answer
-        labels = {to_simplified_lower(o["label"]): o["value"] for o in options}
-        if t in labels:
-            return labels[t]
-        bare = t.rstrip("。.!！")
-        for o in options:
-            if bare in (o.get("words") or ()):
-                return o["value"]
-        if state["step"] in ("describe", "enterprise") or len(t) < 2:
-            return None   # free text expected: only exact words pick a button
-        best = process.extractOne(t, list(labels), scorer=fuzz.partial_ratio, score_cutoff=90)
-        if best and len(t) <= 2 * len(best[0]) + 4:
-            return labels[best[0]]
-        return None
+        """Free text at a button step: a number (of an option on screen), the option's words, yes/no words."""
+        free = self.flow.steps[state["step"]].get("kind") == "text"
+        if options.numbers(text) is not None:
+            values = self.numbered(state, text)
+            return values[0] if values and len(values) == 1 else None
+        value = options.match(self._options(state), text, self.flow.answers, free_text=free)
+        if value:
+            return value
+        on_screen = [o for o in state.get("shown") or [] if self._allowed(state, o["value"])]
+        value = options.match(on_screen, text, {}, free_text=True)
+        if value:
+            return value
+        # the words of the open case's buttons and the case list (never by number: those are not on screen)
+        return options.match(self.tracker.offered(state), text, self.flow.answers, free_text=True)
 
     # ── state helpers ───────────────────────────────────────────────
     def _push(self, state: dict) -> None:
@@ -580,14 +414,9 @@ class Engine:
         state = copy.deepcopy(state)
         for key, value in new_state().items():
             state.setdefault(key, value)
+        for key, value in _empty_case().items():
+            state["case"].setdefault(key, value)
         return state
-
-    def _note_language(self, state: dict, text: str) -> None:
-        """Reply in the script the user writes; a short answer does not switch back."""
-        if is_traditional(text):
-            state["lang"] = "hant"
-        elif len(set(_SIMPLIFIED_ONLY.findall(text))) >= 2:
-            state["lang"] = "hans"
 
     def _msg(self, key: str, buttons: list[list[dict]] | None = None, **values) -> dict:
         reply = {"text": self.flow.text(key, **values)}
@@ -595,42 +424,9 @@ class Engine:
             reply["buttons"] = buttons
         return reply
 
-    def _localise(self, state: dict, replies: list[dict]) -> list[dict]:
-        """Chinese punctuation, and Traditional characters for users who write them."""
-        convert = to_traditional if state.get("lang") == "hant" else (lambda t: t)
-
-        def finish(text: str) -> str:
-            return convert(typeset(text))
-
-        out = []
-        for r in replies:
-            r = dict(r)
-            if "text" in r:
-                r["text"] = finish(r["text"])
-            if "buttons" in r:
-                r["buttons"] = [[dict(b, label=finish(b["label"])) for b in row] for row in r["buttons"]]
-            if "file" in r:
-                r["file"] = dict(r["file"], content=finish(r["file"]["content"]))
-            out.append(r)
-        return out
-
 
 class _Restart(Exception):
     pass
-
-
-def typeset(text: str) -> str:
-    """Full-width punctuation where it stands next to Chinese; links are left alone."""
-    for _ in range(3):      # nested brackets: ")" after ")" is converted on the next pass
-        done = _PUNCT.sub(lambda m: _FULL[m.group(0)], text)
-        if done == text:
-            break
-        text = done
-    return text
-
-
-def to_simplified_lower(text: str) -> str:
-    return normalise(text).text
 
 
 def _looks_binary(text: str) -> bool:

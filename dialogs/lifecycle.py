@@ -7,7 +7,16 @@ and refuse exactly the same status changes with the same Chinese messages::
                           |            |            |
                           +-> rejected +-> escalated (next channel of the plan;
                                                       the cycle repeats there)
-    any status but closed -> closed(withdrawn)
+    any status but closed -> closed(withdrawn); closed -> reopened by staff (to="reopen")
+
+Each channel of the plan has its own track (:mod:`dialogs.tracks`): the
+platform and the police can run in parallel, a result (accepted, acted,
+rejected) answers its own channel, and escalating opens the next channel
+without closing the previous; the case's ``status`` is derived from the
+tracks.  After the plan, :func:`next_channel` offers the backstop of
+lifecycle.yaml (the central reporting centre, the police where money was
+demanded, the courts).  :func:`possible_transitions` lists what may be
+recorded from here, for staff tools and the chat alike.
 
 :func:`transition` only *checks* a change and builds the history event; the
 caller appends it (``store.append_event(case_id, event)``), which also sets the
@@ -27,6 +36,9 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .model import CaseNotFound, to_iso
+from .tracks import RESULTS, SUBMIT_STATUSES, _last_opened, apply_event, derived_status, tracks
+
 __all__ = [
     "Lifecycle",
     "LifecycleError",
@@ -41,11 +53,13 @@ __all__ = [
     "next_channel",
     "missing_evidence",
     "next_action",
+    "tracks",
+    "apply_event",
+    "derived_status",
+    "possible_transitions",
 ]
 
 DATA_FILE = Path(__file__).parent / "data" / "lifecycle.yaml"
-#: Statuses whose events name the channel a report went to.
-SUBMIT_STATUSES = ("submitted", "escalated")
 #: Plan steps that are not something to submit to.
 STEP_KINDS_SKIPPED = ("expect", "option")
 _REQUIRABLE = ("channel", "outcome", "reason")
@@ -68,7 +82,12 @@ _MESSAGE_KEYS = {
     "allowed_separator": set(),
     "reasons_separator": set(),
     "choice": {"id", "label"},
+    "not_closed": {"from_label"},
+    "more": set(),
 }
+_ACTION_FIELDS = {"track": {"channel", "status"}, "submit": {"channel"}, "escalate": {"channel"},
+                  "close": {"reason"}, "reopen": set(), "draft": set(), "ready": set()}
+
 _NEXT_ACTION_FIELDS = {"channel", "next_channel", "missing_count", "missing_titles"}
 _NEXT_ACTION_KEYS = ("missing", "next", "default")
 _REMINDER_FIELDS = {"case_id", "age", "channel", "days"}
@@ -102,6 +121,8 @@ class Lifecycle:
     close_reasons: dict  # id -> label
     messages: dict
     reminder: dict
+    actions: dict = None      # possible_transitions labels
+    backstop: tuple = ()      # channels after the plan: ({channel, what, source, when_flags}, ...)
 
     # -- names ------------------------------------------------------------
 
@@ -304,8 +325,18 @@ def parse_lifecycle(data: Any) -> Lifecycle:
             not isinstance(b, dict) or not b.get("label") or not b.get("action") for b in buttons):
         raise LifecycleError("reminder.buttons: a list of {label, action}")
 
+    actions = data.get("actions")
+    if not isinstance(actions, dict):
+        raise LifecycleError("actions: missing")
+    for key, fields in _ACTION_FIELDS.items():
+        _check_template(f"actions.{key}", actions.get(key), fields)
+    backstop = data.get("backstop") or []
+    if not isinstance(backstop, list) or any(not isinstance(b, dict) or b.get("channel") not in channels
+                                             or not b.get("what") for b in backstop):
+        raise LifecycleError("backstop: a list of {channel (one of channels), what, source}")
+
     return Lifecycle(statuses, dict(aliases), requires, channels, outcomes, close_reasons,
-                     dict(messages), dict(reminder))
+                     dict(messages), dict(reminder), dict(actions), tuple(dict(b) for b in backstop))
 
 
 @lru_cache(maxsize=4)
@@ -315,7 +346,10 @@ def _load(path: str) -> Lifecycle:
             data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
         raise LifecycleError(f"{path}: {e}") from None
-    return parse_lifecycle(data)
+    try:
+        return parse_lifecycle(data)
+    except LifecycleError as e:
+        raise LifecycleError(f"{Path(path).name}: {e}") from None   # the file to fix, then what is wrong
 
 
 def load_lifecycle(path: Union[str, Path, None] = None) -> Lifecycle:
@@ -352,19 +386,20 @@ def current_channel(case: dict) -> Optional[str]:
     return None
 
 
-def next_channel(case: dict, lifecycle: Optional[Lifecycle] = None) -> Optional[dict]:
+def next_channel(case: dict, lifecycle: Optional[Lifecycle] = None, *, after: Optional[str] = None) -> Optional[dict]:
     """The plan step to escalate to next, or None.
 
     Steps the user only expects or may choose (kind ``expect``/``option``)
     are skipped.  Before any submission this is the first channel of the
-    plan; afterwards, the first step on a channel further along the ladder
+    plan; afterwards (``after`` a given channel, default the last one sent to),
+    the first step on a channel further along the ladder
     (platform -> province -> central -> police -> court) that the case has
     not been sent to yet.  Among steps on the same channel the plan's own
     order decides.
     """
     lc = _lc(lifecycle)
     ladder = list(lc.channels)
-    current = current_channel(case)
+    current = after or current_channel(case)     # after: the next channel from that one's track
     used = set(used_channels(case))
     candidates = []
     for pos, step in enumerate(case.get("plan") or []):
@@ -376,15 +411,84 @@ def next_channel(case: dict, lifecycle: Optional[Lifecycle] = None) -> Optional[
         if current in ladder and ladder.index(ch) < ladder.index(current):
             continue
         candidates.append((ladder.index(ch), pos, step))
-    if not candidates:
+    if candidates:
+        return dict(min(candidates, key=lambda c: c[:2])[2])
+    return _backstop(case, lc, ladder, current, used)
+
+
+def _backstop(case: dict, lc: Lifecycle, ladder: list, current: Optional[str], used: set) -> Optional[dict]:
+    """After the plan: the central reporting centre, the police where money was demanded, the courts."""
+    if not current:
         return None
-    return dict(min(candidates, key=lambda c: c[:2])[2])
+    flags = set(case.get("flags") or [])
+    for b in lc.backstop:
+        ch = b["channel"]
+        if ch == current or ch in used or ladder.index(ch) < ladder.index(current):
+            continue
+        if b.get("when_flags") and not flags & set(b["when_flags"]):
+            continue
+        return {"id": f"backstop_{ch}", "channel": ch, "kind": "do", "what": str(b["what"]).strip(),
+                "cite": cite_of(b.get("source"))}
+    return None
+
+
+def cite_of(source) -> str:
+    """The citation of a backstop's source, from the knowledge base (loaded only when needed)."""
+    from knowledge import knowledge
+    from knowledge.cite import cite
+    return cite(knowledge(), source)
+
+
+# --------------------------------------------------------------------------
+# What may be done from here
+
+
+def possible_transitions(case: dict, lifecycle: Optional[Lifecycle] = None) -> list:
+    """What may be recorded from here: ``[{"to", "label", "channel", "reason"?}]`` (staff and the chat)."""
+    lc = _lc(lifecycle)
+    sid = lc.status_id(case.get("status") or "draft") or "draft"
+    a = lc.actions
+    if sid == "closed":
+        return [{"to": "reopen", "label": a["reopen"], "channel": None}]
+    out = []
+    tr = tracks(case)
+    for ch, t in sorted(tr.items(), key=lambda kv: kv[1].get("order", 0)):
+        st = lc.status_id(t.get("status"))
+        for to in lc.allowed(st) if st else []:
+            if to in RESULTS:
+                out.append({"to": to, "channel": ch,
+                            "label": a["track"].format(channel=lc.channel_label(ch), status=lc.label(to))})
+    plan_channels = [s.get("channel") for s in case.get("plan") or []
+                     if isinstance(s, dict) and s.get("kind", "do") == "do" and s.get("channel") in lc.channels]
+    for ch in dict.fromkeys(plan_channels):
+        if ch not in tr and ("submitted" in lc.allowed(sid) or tr):
+            out.append({"to": "submitted", "channel": ch, "label": a["submit"].format(channel=lc.channel_label(ch))})
+    nxt = next_channel(case, lc) if tr else None
+    if nxt and nxt["channel"] not in tr and "escalated" in lc.allowed(sid):
+        out.append({"to": "escalated", "channel": nxt["channel"],
+                    "label": a["escalate"].format(channel=lc.channel_label(nxt["channel"]))})
+    for to in ("draft", "ready"):
+        if to in lc.allowed(sid):
+            out.append({"to": to, "channel": None, "label": a[to]})
+    for reason in lc.statuses[sid].close_reasons or ():
+        out.append({"to": "closed", "channel": None, "reason": reason,
+                    "label": a["close"].format(reason=lc.close_reasons[reason])})
+    return out
 
 
 def missing_evidence(case: dict) -> list:
-    """Evidence items that are required and not provided yet."""
+    """Evidence items that are required and not provided yet.
+
+    What the case itself holds counts as provided, for cases saved before it
+    was marked: its links (the content's address) and its contact.
+    """
+    held = set()
+    if case.get("links"):
+        held.add("url_or_locator")
+    if case.get("contact"):
+        held.add("reporter_contact")
     return [e for e in case.get("evidence") or []
-            if isinstance(e, dict) and e.get("required", True) and not e.get("provided")]
+            if isinstance(e, dict) and e.get("required", True) and not e.get("provided") and e.get("id") not in held]
 
 
 def next_action(case: dict, lifecycle: Optional[Lifecycle] = None) -> str:
@@ -401,7 +505,7 @@ def next_action(case: dict, lifecycle: Optional[Lifecycle] = None) -> str:
         "channel": lc.channel_label(current_channel(case)),
         "next_channel": lc.channel_label(nxt["channel"]) if nxt else "",
         "missing_count": len(missing),
-        "missing_titles": lc._join(titles[:5]) + ("等" if len(titles) > 5 else ""),
+        "missing_titles": lc._join(titles[:5]) + (lc.messages["more"] if len(titles) > 5 else ""),
     }
     holds = {"missing": bool(missing), "next": nxt is not None, "default": True}
     for key, template in lc.statuses[sid].next_action.items():
@@ -422,8 +526,6 @@ def _text(value: Any) -> Optional[str]:
 
 
 def _iso(now: Union[datetime, str]) -> str:
-    from bot.store import to_iso  # the store's canonical time format
-
     return to_iso(now)
 
 
@@ -458,8 +560,24 @@ def transition(
     if who is None:
         raise TransitionRefused(lc.message("missing_who"))
     src = lc._status(case.get("status") or "draft")
+    if to == "reopen":
+        if src.id != "closed":
+            raise TransitionRefused(lc.message("not_closed", from_label=src.label))
+        back = derived_status("submitted", tracks(case)) if tracks(case) else "draft"
+        return {"when": _iso(now), "who": who, "from": src.id, "to": back, "channel": None, "ref": None,
+                "outcome": None, "reason": None, "note": _text(note)}
     dst = lc._status(to)
-    if dst.id not in src.to:
+    tr = tracks(case)
+    track_ch = lc.channel_id(channel) if channel else _last_opened(tr)
+    check = src
+    if dst.id in RESULTS and track_ch in tr and src.id != "closed":
+        check = lc._status(tr[track_ch].get("status"))     # a result answers its own channel's track
+        if check.id == "submitted" and src.id == "escalated":
+            check = src
+    parallel = (dst.id == "submitted" and src.id not in ("closed", "draft", "ready") and channel
+                and lc.channel_id(channel) is not None and lc.channel_id(channel) not in tr)
+    if dst.id not in check.to and not parallel:
+        src = check
         if not src.to:
             raise TransitionRefused(lc.message("refused_none", from_label=src.label))
         raise TransitionRefused(lc.message(
@@ -487,7 +605,7 @@ def transition(
     elif "channel" in needs and ch is None:
         raise TransitionRefused(lc.message("missing_channel", to_label=dst.label, choices=lc._choices(lc.channels)))
     elif ch is None and dst.id not in ("closed", "draft", "ready"):
-        ch = current  # the answer came from where the report is
+        ch = current if dst.id not in RESULTS else (track_ch or current)  # where the report is
 
     out = None
     if outcome is not None and _text(outcome) is not None:
@@ -535,10 +653,16 @@ async def record(store, case_id: str, to: str, *, owner: Optional[dict] = None,
     Raises the store's ``CaseNotFound`` for an unknown (or not ``owner``'s)
     case and :class:`TransitionRefused` for a refused change.
     """
-    from bot.store import CaseNotFound
-
     case = await store.get(case_id, owner=owner)
     if case is None:
         raise CaseNotFound(case_id)
     event = transition(case, to, lifecycle=lifecycle, **kw)
-    return await store.append_event(case["id"], event, owner=owner)
+    updated = await store.append_event(case["id"], event, owner=owner)
+    tr = apply_event(tracks(case), event, case)
+    status = derived_status(updated.get("status"), tr)
+    if tr != (case.get("channels") or {}) or status != updated.get("status"):
+        changes = {"channels": tr}
+        if status != updated.get("status"):
+            changes["status"] = status
+        updated = await store.update(case["id"], changes, owner=owner)
+    return updated

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .text import pair_keys as _pair_keys
+from .text import distinct, pair_keys
 
 SMOOTHING = 0.3
 TEMPERATURE = 2.0      # > 1 flattens the posterior (naive Bayes is overconfident)
@@ -19,39 +19,41 @@ class CharBayes:
         """labels: every class, in order; examples: (compact text, label) pairs."""
         self.labels = labels
         index = {label: i for i, label in enumerate(labels)}
-        self.vocab: dict[str, int] = {}
-        rows, cols = [], []
-        for text, label in examples:
-            for f in features(text):
-                rows.append(self.vocab.setdefault(f, len(self.vocab)))
-                cols.append(index[label])
-        counts = np.full((len(self.vocab), len(labels)), SMOOTHING)
-        np.add.at(counts, (np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)), 1.0)
+        # every example's distinct character pairs as integer keys, with its label:
+        # (key, example) pairs made unique in one pass, so a pair counts once per example
+        per_text = [pair_keys(text) for text, _ in examples]
+        keys = np.concatenate(per_text) if per_text else np.zeros(0, dtype=np.int64)
+        example = np.repeat(np.arange(len(per_text), dtype=np.int64), [len(k) for k in per_text])
+        both = distinct((keys << 12) | example) if len(examples) < 4096 else \
+            distinct(keys * len(examples) + example)
+        keys, example = (both >> 12, both & 4095) if len(examples) < 4096 else \
+            (both // len(examples), both % len(examples))
+        label_of = np.array([index[label] for _, label in examples], dtype=np.intp)[example] \
+            if len(examples) else np.zeros(0, dtype=np.intp)
+        self._keys = distinct(keys)                                # the vocabulary, sorted
+        row = np.searchsorted(self._keys, keys)
+        counts = np.full((len(self._keys), len(labels)), SMOOTHING)
+        np.add.at(counts, (row, label_of), 1.0)
         logp = np.log(counts / counts.sum(axis=0))
         # centred per feature: a feature common to every class says nothing
         self.weights = logp - logp.mean(axis=1, keepdims=True)
-        # the vocabulary as sorted integer keys, for a vectorised look-up
-        keys = np.array([int(_pair_keys(f)[0]) for f in self.vocab], dtype=np.int64)
-        order = np.argsort(keys)
-        self._keys = keys[order]
-        self._rows = np.arange(len(keys), dtype=np.intp)[order]
 
     def posterior(self, pairs: set[str]) -> np.ndarray | None:
         """Probability of each label (uniform prior) given the text's character pairs;
         None when no pair is known."""
-        ids = [i for i in map(self.vocab.get, pairs) if i is not None]
-        return self._from_rows(np.array(ids, dtype=np.intp))
+        keys = np.array(sorted(int(pair_keys(p)[0]) for p in pairs if len(p) == 2), dtype=np.int64)
+        return self._from_keys(keys)
 
     def posterior_of(self, compact: str) -> np.ndarray | None:
         """posterior() of every character pair of compact text, looked up with arrays."""
-        if not self.vocab:
+        return self._from_keys(distinct(pair_keys(compact)))
+
+    def _from_keys(self, keys: np.ndarray) -> np.ndarray | None:
+        if not len(self._keys) or not len(keys):
             return None
-        keys = np.unique(_pair_keys(compact))
         pos = np.searchsorted(self._keys, keys)
         pos[pos == len(self._keys)] = 0
-        return self._from_rows(self._rows[pos[self._keys[pos] == keys]])
-
-    def _from_rows(self, ids: np.ndarray) -> np.ndarray | None:
+        ids = pos[self._keys[pos] == keys]
         if not len(ids):
             return None
         scores = self.weights[ids].sum(axis=0) / TEMPERATURE

@@ -1,7 +1,6 @@
 """Classify a description: ranked sub-types with scores, the type, the platform and the flags."""
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -9,7 +8,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from . import taxonomy
-from .matcher import FUZZY_MIN_LEN, CueIndex, parse_cue
+from .matcher import FUZZY_MIN_LEN, CueIndex, denied_spans, parse_cue
 from .platforms import PlatformResolver
 from .text import Normalised, normalise
 
@@ -20,7 +19,7 @@ OTHER_BASE = 0.3       # the ".other" sub-type of a type that has evidence
 DECAY = 0.6            # the k-th cue of the same target counts DECAY**k
 EXAMPLE_FLOOR = 45.0   # rapidfuzz ratio below which an example says nothing
 EXAMPLE_WEIGHT = 1.2
-FUZZY_ENOUGH = 2.5     # exact evidence this strong for one target: no typo search
+FUZZY_ENOUGH = 1.5     # exact evidence this strong for one target: no typo search
 BAYES_WEIGHT = 3.0     # the naive Bayes posterior of a sub-type adds up to this
 BAYES_OTHER = 0.7      # share of it a catch-all, or an unexplained out-of-scope reading, gets
 NOTHING = 0.35         # raw score of out_of_scope.other when nothing matched
@@ -51,7 +50,7 @@ class Result:
 
 _DECAY_ARRAY = DECAY ** np.arange(64)
 _SUB, _TYPE, _BLOCK, _FLAG, _NOT_FLAG = range(5)     # what a cue votes for
-_NEGATED_SPAN = re.compile(r"(?:没有|不是|并非|从未|并无|从来没|从没|根本没)[^,.;!?，。；！？]{0,8}")
+DENIED_REACH = 8         # characters after a negating word that its denial covers
 
 
 def _squash(raw: float) -> float:
@@ -112,6 +111,16 @@ class Classifier:
         self.type_ids = np.array([self.target_id[t] for t in self.type_slot], dtype=np.intp)
         self.cue_blocks = [self.index_of.get(c.target[6:], -1) if c.target.startswith("block:") else -1
                            for c in cues]
+        # total (per target) @ spread = raw (per sub-type): its own score plus TYPE_SHARE of its type's
+        n = len(self.subtypes)
+        self.n_scored = n + len(self.type_slot)
+        self.spread = np.zeros((self.n_targets, n))
+        self.spread[np.arange(n), np.arange(n)] = 1.0
+        self.spread[n + self.type_of_sub, np.arange(n)] = TYPE_SHARE
+        self.catch_alls = [(i, n + int(self.type_of_sub[i])) for i in np.flatnonzero(self.catch_all)]
+        self.not_infringement_idx = np.flatnonzero(self.not_infringement).tolist()
+        self.no_learning = np.zeros(n)
+        self.others_of = [np.flatnonzero(self.type_of_sub != self.type_of_sub[i]) for i in range(n)]
         self.cue_kind = [_SUB if c.target in self.index_of else _BLOCK if c.target.startswith("block:")
                          else _NOT_FLAG if c.target == "flag-" else _FLAG if c.target.startswith("flag:")
                          else _TYPE for c in cues]
@@ -120,20 +129,20 @@ class Classifier:
     def classify(self, text: str) -> Result:
         norm = normalise(text)
         raw, fired, stated, learned = self._score(norm)
-        order = np.argsort(-raw, kind="stable")          # ties keep the order of types.yaml
-        best = int(order[0])
+        order = np.argsort(-raw, kind="stable")[:max(MIN_CANDIDATES, 5)].tolist()   # ties: types.yaml order
+        best = order[0]
         best_sid, best_raw = self.subtypes[best], float(raw[best])
-        candidates = [{"subtype": self.subtypes[i], "score": _squash(float(raw[i]))}
-                      for i in order[:max(MIN_CANDIDATES, 5)]]
+        top = raw[order].tolist()
+        candidates = [{"subtype": self.subtypes[i], "score": _squash(v)} for i, v in zip(order, top)]
         platform, seen = self.platforms.resolve(norm)
-        other_types = self.type_of_sub != self.type_of_sub[best]
-        second_type = float(raw[other_types].max()) if other_types.any() else 0.0
+        others = self.others_of[best]
+        second_type = float(raw[others].max()) if len(others) else 0.0
         # sure only with said evidence: what was learned from examples ranks, it does not decide
         said = best_raw - float(learned[best])
         flags = self._flags(stated, best_sid if said >= 1.0 else None, seen)
         unsure = _squash(said) < UNSURE_BELOW or best_raw - second_type < 0.25 * best_raw
         return Result(
-            type=taxonomy.type_of(best_sid), subtype=best_sid, candidates=candidates,
+            type=self.type_of[best_sid], subtype=best_sid, candidates=candidates,
             platform=platform, platforms=seen, flags=flags, links=list(norm.links),
             unsure=unsure, traditional=norm.traditional, english=norm.english, cues=fired,
         )
@@ -143,15 +152,13 @@ class Classifier:
         total = np.zeros(self.n_targets)
         if not hits:
             return total
-        ci = np.fromiter((h[0] for h in hits), dtype=np.intp, count=len(hits))
-        credit = np.fromiter((h[1] for h in hits), dtype=float, count=len(hits))
-        tgt = self.cue_target[ci]
-        w = self.cue_weight[ci] * credit
-        order = np.lexsort((-w, tgt))
+        pairs = np.array(hits)                     # (cue, credit) rows
+        tgt = self.cue_target[pairs[:, 0].astype(np.intp)]
+        w = self.cue_weight[pairs[:, 0].astype(np.intp)] * pairs[:, 1]
+        order = np.argsort(tgt * (2 * STRONG + 1.0) - w, kind="stable")   # by target, best cue first
         tgt, w = tgt[order], w[order]
         rank = np.arange(len(tgt)) - np.searchsorted(tgt, tgt)
-        return np.bincount(tgt, w * _DECAY_ARRAY[np.minimum(rank, len(_DECAY_ARRAY) - 1)],
-                           minlength=self.n_targets)
+        return np.bincount(tgt, w * DECAY ** rank, minlength=self.n_targets)
 
     def _score(self, norm: Normalised) -> tuple[np.ndarray, dict[str, list[str]], set[str], np.ndarray]:
         """(score per sub-type, cues that fired per sub-type, flags stated, the learned part of the score)."""
@@ -190,23 +197,30 @@ class Classifier:
             if any(not blocked.intersection(range(i, i + length)) for i in found[pid]):
                 stated.add(cues[ci].target[5:])
         total = self._totals(scoring)
-        own = total[:len(self.subtypes)].copy()
-        own[silenced] = 0.0            # a blocking phrase silences the sub-type's own cues
-        by_type = total[self.type_ids]
-        best_said = max(float(own.max(initial=0.0)), float(by_type.max(initial=0.0)))
-        type_raw = by_type[self.type_of_sub]
-        raw = own + TYPE_SHARE * type_raw
-        raw[self.catch_all & ((type_raw > 0) | (own > 0))] += OTHER_BASE
-        learned = np.zeros(len(self.subtypes))
+        if silenced:
+            total[silenced] = 0.0       # a blocking phrase silences the sub-type's own cues
+        raw = total @ self.spread        # own score plus TYPE_SHARE of its type's
+        head = total[:self.n_scored].tolist()     # sub-types, then types
+        best_said = max(head)
+        for c, t in self.catch_alls:
+            if head[c] > 0 or head[t] > 0:
+                raw[c] += OTHER_BASE
+        learned = self.no_learning
         # the examples are Chinese: their wording says nothing about an English text
         if text and self.bayes is not None and not norm.english:
-            plain = _NEGATED_SPAN.sub("|", text)      # what is denied says nothing of the kind
+            # what is denied says nothing of the kind
+            plain = denied_spans(text, DENIED_REACH)
             posterior = self.bayes.posterior_of(plain)
             if posterior is not None:
                 # a catch-all is chosen for lack of specifics, and "not infringement" needs a
                 # stated reason: wording alone weighs less there
-                share = np.where(self.not_infringement & (own == 0), BAYES_OTHER, self.learned_share)
-                learned = BAYES_WEIGHT * share * posterior
+                share = self.learned_share.copy()
+                for i in self.not_infringement_idx:
+                    if head[i] == 0:
+                        share[i] = BAYES_OTHER
+                learned = (BAYES_WEIGHT * share) * posterior
+                if silenced:
+                    learned[silenced] = 0.0     # what a blocking phrase rules out, wording does not bring back
                 raw += learned
         if text and self.examples and best_said < FUZZY_ENOUGH and not norm.english:
             # like the typo search, a fallback: strong cues need no look-alike example

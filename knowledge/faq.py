@@ -31,6 +31,7 @@ with an entry (e.g. "我想注册一家新公司") can score between the two.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter, defaultdict
 
@@ -108,15 +109,19 @@ class FaqIndex:
                 self.by_gram[g].add(i)
         # topic keywords: keyword -> entries; weight 1 for a keyword of one entry, less when shared
         self.keywords: dict[str, set[str]] = defaultdict(set)
+        self.combos: dict[tuple[str, ...], set[str]] = defaultdict(set)    # "平台+钱": every part present
         for fid, f in self.entries.items():
             for k in f.get("keywords") or []:
-                core = self.core(str(k), strip=False)
-                if core:
-                    self.keywords[core].add(fid)
+                parts = tuple(p for p in (self.core(x, strip=False) for x in str(k).split("+")) if p)
+                if len(parts) > 1:
+                    self.combos[parts].add(fid)
+                elif parts:
+                    self.keywords[parts[0]].add(fid)
         self._keyword_re = (re.compile("|".join(map(re.escape, sorted(self.keywords, key=len, reverse=True))))
                             if self.keywords else None)
         self._pinyin: dict[str, tuple[set[str], set[str]]] | None = None   # built on first need
-        # a keyword counts only in a question about our domain: "去北京的机票" is not about 北京's channels
+        # a keyword counts only in a question, or in a message with a word of our domain: an enterprise
+        # name ("广东某某网络科技有限公司") is not a question about 广东's channels
         domain = sorted({self.core(str(w), strip=False) for w in cfg.get("domain_words") or []} - {""},
                         key=len, reverse=True)
         self._domain = re.compile("|".join(map(re.escape, domain))) if domain else None
@@ -135,16 +140,18 @@ class FaqIndex:
             s = _TAIL.sub("", s)
         return s
 
-    def _keyword_hits(self, raw: str, q: str) -> dict[str, float]:
+    def _keyword_hits(self, raw: str, q: str = "") -> dict[str, float]:
         """Entries whose topic keywords occur in the question, with a weight 0-1."""
         if not self._keyword_re:
             return {}
         out: dict[str, float] = {}
-        text = self.core(raw, strip=False) + "|" + q
-        if self._domain is not None and not self._domain.search(text):
+        # the whole text, synonyms applied, filler kept: removing 的 would join 老板的身份证 into 老板身份
+        text = self.core(raw, strip=False)
+        if self._domain is not None and not self._domain.search(text) and not looks_like_question(raw, self.kb):
             return {}
-        for m in self._keyword_re.finditer(text):
-            owners = self.keywords[m.group(0)]
+        found = [self.keywords[m.group(0)] for m in self._keyword_re.finditer(text)]
+        found += [owners for parts, owners in self.combos.items() if all(p in text for p in parts)]
+        for owners in found:
             weight = 1.0 / len(owners) ** 0.5
             for fid in owners:
                 out[fid] = max(out.get(fid, 0.0), weight)
@@ -255,7 +262,10 @@ class FaqIndex:
 
 def _syllables(text: str) -> list[str]:
     """Toneless pinyin of the Chinese characters of `text` (other characters dropped)."""
-    from pypinyin import Style, lazy_pinyin    # imported on first need: its dictionary is large
+    # imported on first need, without the phrase dictionary (a third of a second to load): one reading
+    # per character is enough when both sides are read the same way
+    os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
+    from pypinyin import Style, lazy_pinyin
     return [p for p, ch in zip(lazy_pinyin(text, style=Style.NORMAL, errors=lambda s: ["" for _ in s]), text)
             if p and "\u4e00" <= ch <= "\u9fff"]
 

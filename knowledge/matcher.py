@@ -5,14 +5,14 @@ from collections import defaultdict
 import re
 from dataclasses import dataclass
 
-import ahocorasick
+import ahocorasick_rs
 import numpy as np
 from rapidfuzz import fuzz
 
-from .text import pair_keys
+from .text import distinct, pair_keys
 
 NEGATIONS = frozenset("不没未非无别")
-NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没"})
+NEGATION_WORDS = frozenset({"没有", "不是", "并非", "从未", "并无", "从来没", "从没", "根本没", "未见", "未发现"})
 _NEGATION_STARTS = frozenset(w[0] for w in NEGATION_WORDS)
 _NEGATION_CHARS = NEGATIONS | _NEGATION_STARTS
 NEGATION_REACH = 5     # characters before a cue in which a negating word still counts
@@ -51,13 +51,16 @@ class CueIndex:
         self.cues_by_first: dict[int, list[int]] = defaultdict(list)
         for ci, pids in enumerate(self.cue_parts):
             self.cues_by_first[pids[0]].append(ci)
+        # the same by part number, one-part cues apart from "A+B" ones (which need _near)
+        self._single_by_first: list[list[int]] = [[] for _ in self.parts]
+        self._several_by_first: list[list[int]] = [[] for _ in self.parts]
+        for ci, pids in enumerate(self.cue_parts):
+            (self._single_by_first if len(pids) == 1 else self._several_by_first)[pids[0]].append(ci)
         # one automaton over every part: a single pass finds them all
-        self._automaton = ahocorasick.Automaton()
-        for i, p in enumerate(self.parts):
-            latin = 0 if not p.isascii() else 2 if latin_stems and len(p) >= STEM_MIN else 1
-            self._automaton.add_word(p, (i, len(p), negatable and p[0] not in NEGATIONS, latin))
-        if self.parts:
-            self._automaton.make_automaton()
+        self._automaton = ahocorasick_rs.AhoCorasick(self.parts) if self.parts else None
+        self._negatable = [negatable and p[0] not in NEGATIONS for p in self.parts]
+        self._latin = [0 if not p.isascii() else 2 if latin_stems and len(p) >= STEM_MIN else 1
+                       for p in self.parts]
         # fuzzy candidates: single-part cues long enough to be worth it
         self.long_cues = [i for i, c in enumerate(cues)
                           if len(c.parts) == 1 and len(c.parts[0]) >= FUZZY_MIN_LEN
@@ -86,14 +89,14 @@ class CueIndex:
     def found_parts(self, text: str) -> dict[int, list[int]]:
         """Positions of every part that occurs without a negation just before it."""
         found: dict[int, list[int]] = {}
-        if not self.parts or not text:
+        if self._automaton is None or not text:
             return found
-        negated = negated_positions(text) if not _NEGATION_CHARS.isdisjoint(text) else ()
-        for end, (pid, n, negatable, latin) in self._automaton.iter(text):
-            i = end - n + 1
-            if negatable and i in negated:
+        negated = negated_positions(text) if self.negatable else ()
+        negatable, latin = self._negatable, self._latin
+        for pid, i, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+            if negatable[pid] and i in negated:
                 continue
-            if latin and _latin_glued(text, i, n, latin == 1):
+            if latin[pid] and _latin_glued(text, i, end - i, latin[pid] == 1):
                 continue
             where = found.get(pid)
             if where is None:
@@ -110,8 +113,9 @@ class CueIndex:
         has `enough` weight from exact hits."""
         if found is None:
             found = self.found_parts(text)
-        hits = [(ci, 1.0) for pid in found for ci in self.cues_by_first.get(pid, ())
-                if len(self.cue_parts[ci]) == 1 or _near(self.cue_parts[ci], found)]
+        single, several, parts = self._single_by_first, self._several_by_first, self.cue_parts
+        hits = [(ci, 1.0) for pid in found for ci in single[pid]]
+        hits += [(ci, 1.0) for pid in found for ci in several[pid] if _near(parts[ci], found)]
         if fuzzy and enough is not None:
             per_target: dict[str, float] = defaultdict(float)
             for ci, _ in hits:
@@ -137,7 +141,7 @@ class CueIndex:
         ok = counts >= self._need
         maybe = (counts > 0) & self._short & ~ok
         if maybe.any():
-            chars = np.unique(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+            chars = distinct(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
             have = np.bincount(_lookup(self._chars, chars.astype(np.int64))[0], minlength=len(self._long))
             ok |= maybe & (have >= self._need_chars)
         seen = np.full(len(self._long), len(text), dtype=np.int64)
@@ -162,20 +166,50 @@ class CueIndex:
         return out
 
 
-_NEGATION_WORD = re.compile("(?=(" + "|".join(sorted(NEGATION_WORDS, key=len, reverse=True)) + "))")
-_NEGATION_CHAR = re.compile("[" + "".join(sorted(NEGATIONS)) + "]")
 _STOPS = frozenset(",.;!?，。；！？")
+
+
+def denied_spans(text: str, width: int, mark: str = "|") -> str:
+    """text with every negating word and up to `width` characters after it, within
+    its clause, replaced by `mark` (what is denied says nothing of the kind)."""
+    spans = []
+    for word in NEGATION_WORDS:
+        start = text.find(word)
+        while start != -1:
+            end = start + len(word)
+            limit = min(end + width, len(text))
+            while end < limit and text[end] not in _STOPS:
+                end += 1
+            spans.append((start, end))
+            start = text.find(word, start + 1)
+    if not spans:
+        return text
+    out, at = [], 0
+    for start, end in sorted(spans):
+        if start < at:            # inside the previous span: already covered
+            continue
+        out += [text[at:start], mark]
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def negated_positions(text: str) -> set[int]:
     """Every position i where _negated(text, i) holds, found from the negations themselves."""
-    out = {m.end() for m in _NEGATION_CHAR.finditer(text)}
-    for m in _NEGATION_WORD.finditer(text):
-        end = m.start() + len(m.group(1))
-        for i in range(end, min(m.start() + NEGATION_REACH, len(text)) + 1):
-            out.add(i)
-            if text[i:i + 1] in _STOPS:
-                break
+    out = set()
+    for ch in NEGATIONS:          # str.find: no per-character Python objects for CJK text
+        start = text.find(ch)
+        while start != -1:
+            out.add(start + 1)
+            start = text.find(ch, start + 1)
+    for word in NEGATION_WORDS:
+        start = text.find(word)
+        while start != -1:
+            for i in range(start + len(word), min(start + NEGATION_REACH, len(text)) + 1):
+                out.add(i)
+                if text[i:i + 1] in _STOPS:
+                    break
+            start = text.find(word, start + 1)
     return out
 
 

@@ -44,11 +44,15 @@ class PlatformResolver:
 
         Longer names claim their characters first, so 抖音电商 is not also 抖音.
         A context name (群里) counts only when nothing else, and no link (`linked`), names a platform."""
-        for word in self.exceptions:
-            text = text.replace(word, " " * len(word))
+        found = self.index.found_parts(text)
+        if not found:
+            return []
+        if any(word in text for word in self.exceptions):
+            for word in self.exceptions:
+                text = text.replace(word, " " * len(word))
+            found = self.index.found_parts(text)
         parts = self.index.parts
-        hits = sorted(((-len(parts[pid]), i, parts[pid]) for pid, where in self.index.found_parts(text).items()
-                       for i in where))
+        hits = sorted(((-len(parts[pid]), i, parts[pid]) for pid, where in found.items() for i in where))
         taken = [False] * len(text)
         first: dict[str, int] = {}
         by_context: dict[str, int] = {}

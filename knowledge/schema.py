@@ -7,7 +7,8 @@ A spec is one of:
 - ("enum", values);
 - a dict of field -> spec: unknown fields are refused (a misspelt `cuse:` is
   not silently ignored); the key "*" gives the spec of every value of a
-  mapping with free keys (by_type, flag_statements);
+  mapping with free keys (by_type, flag_statements); a key "~<regex>" the
+  spec of every field whose name matches (en_cues, aliases_en);
 - a list [spec]: a list whose elements each follow spec.
 
 `check(file, data)` yields (entry, field, message) for every mismatch;
@@ -19,9 +20,9 @@ import difflib
 import re
 from typing import Any, Iterator
 
+# cue lists in another language or of another strength (en_cues, cues_en, not_if_en) are cue lists too
 CUES = {k: "texts" for k in ("cues", "weak_cues", "strong_cues", "not_cues", "not_if")}
-# cue lists in another language or of another strength (en_cues, cues_en) are cue lists too
-_CUE_FIELD = re.compile(r"^([a-z]+_)*cues(_[a-z]+)*$|^not_if(_[a-z]+)?$|^examples_[a-z]+$|^([a-z]+_)?aliases(_[a-z]+)?$")
+CUES["~^([a-z]+_)*cues(_[a-z]+)*$|^not_if(_[a-z]+)?$|^examples_[a-z]+$"] = "texts"
 
 NOTE = {"text": "text", "source": "source", "verified": "bool"}
 CONTACT = {"name": "text", "url": "text", "verified": "bool", "source": "source"}
@@ -61,7 +62,8 @@ SPECS: dict[str, Any] = {
     }]},
     "platforms": {
         "name_exceptions": "texts",
-        "platforms": [{"id": "text", "name": "text", "aliases": "texts", "products": "texts", "context_products": "texts", "domains": "texts",
+        "platforms": [{"id": "text", "name": "text", "aliases": "texts", "products": "texts", "domains": "texts",
+                       "~^([a-z]+_)?(aliases|products)(_[a-z]+)?$": "texts",
                        "complaint": {"how": "text", "url": "text", "verified": "bool", "source": "source"}}],
     },
     "channels": {
@@ -104,7 +106,7 @@ SPECS: dict[str, Any] = {
                    "inline_items": "texts", "pledge": {"text": "text", "source": "source"},
                    "self_source": "source", "agent_source": "source", "links_source": "source"},
     },
-    "examples": {"examples": {"*": "texts"}},
+    "examples": {"examples": {"*": "texts"}, "~^examples(_[a-z]+)+$": {"*": "texts"}},
 }
 
 _TYPE_NAMES = {"text": "text", "int": "whole number", "bool": "true or false"}
@@ -169,11 +171,12 @@ def _walk(value: Any, spec: Any, entry: str, path: str) -> Iterator[tuple[str, s
                 sub = spec["*"]
             elif key in spec:
                 sub = spec[key]
-            elif _CUE_FIELD.match(key):
-                sub = "texts"
             else:
-                near = difflib.get_close_matches(key, [s for s in spec if s != "*"], n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(sorted(spec))})"
+                sub = next((v for k, v in spec.items() if k.startswith("~") and re.match(k[1:], key)), None)
+            if sub is None:
+                names = [s for s in spec if not s.startswith(("*", "~"))]
+                near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+                hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(sorted(names))})"
                 yield entry, fld, f"unknown field {key!r}{hint}"
                 continue
             yield from _walk(v, sub, entry, fld)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import opencc
 
 _t2s = opencc.OpenCC("t2s")
-_s2t = opencc.OpenCC("s2t")
+_s2t = None    # built on first use: its dictionary takes ~0.1 s to load, and classifying never needs it
 
 MAX_CHARS = 5000  # descriptions longer than this are cut before matching
 
@@ -32,6 +32,7 @@ _LOOSE_SPACE = re.compile(r" (?![a-z0-9])|(?<![a-z0-9]) ")
 # variant spellings OpenCC leaves alone
 _VARIANTS = {"帐号": "账号", "帐户": "账户", "撤消": "撤销", "徵": "征"}
 _VARIANT = re.compile("|".join(map(re.escape, _VARIANTS)))
+_VARIANT_FIRST = frozenset(v[0] for v in _VARIANTS)
 # control characters (C0, C1), zero-width marks, BOM, lone surrogates
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2060-\u2064\ufeff\ufffd\ud800-\udfff]")
 
@@ -70,17 +71,24 @@ def to_simplified(text: str) -> str:
 
 
 def to_traditional(text: str) -> str:
+    global _s2t
+    if _s2t is None:
+        _s2t = opencc.OpenCC("s2t")
     return _s2t.convert(text)
 
 
 def clean(text: str) -> str:
     """NFKC (full-width to half-width), control characters dropped."""
-    return _CONTROL.sub("", unicodedata.normalize("NFKC", text))
+    text = unicodedata.normalize("NFKC", text)
+    # printable text has no control or zero-width character (U+FFFD is printable)
+    return _CONTROL.sub("", text) if not text.isprintable() or "\ufffd" in text else text
 
 
 def extract_links(text: str) -> list[tuple[str, str]]:
     """(link, host) pairs found in text; text must already be NFKC."""
     found = []
+    if "." not in text:         # every link has a dot before its top-level domain
+        return found
     for m in _URL.finditer(text):
         host = m.group(1).lower()
         link = m.group(0)
@@ -100,12 +108,17 @@ def normalise(raw: str) -> Normalised:
     converted = _t2s.convert(without_links)
     traditional = is_traditional(without_links, converted)
     simplified = converted.lower()
-    simplified = _VARIANT.sub(lambda m: _VARIANTS[m.group(0)], simplified)
-    text = _SPACE.sub(" ", simplified).strip()
+    if any(ch in simplified for ch in _VARIANT_FIRST):
+        simplified = _VARIANT.sub(lambda m: _VARIANTS[m.group(0)], simplified)
+    # printable text has no whitespace but the plain space (NFKC made the others one)
+    if simplified.isprintable() and "  " not in simplified:
+        text = simplified.strip()
+    else:
+        text = _SPACE.sub(" ", simplified).strip()
     return Normalised(
         original=raw,
         text=text,
-        compact=_LOOSE_SPACE.sub("", text),
+        compact=_LOOSE_SPACE.sub("", text) if " " in text else text,
         links=tuple(l for l, _ in links),
         hosts=tuple(h for _, h in links),
         traditional=traditional,
@@ -115,6 +128,8 @@ def normalise(raw: str) -> Normalised:
 
 def is_english(text: str) -> bool:
     """Mostly English: several latin words and hardly any Chinese (a platform name or two)."""
+    if len(text.encode("ascii", "ignore")) < 3 * ENGLISH_MIN_WORDS:
+        return False            # too few latin characters for that many words
     words = len(_LATIN_WORD.findall(text))
     return words >= ENGLISH_MIN_WORDS and len(_HAN.findall(text)) * 3 < words
 
@@ -126,3 +141,12 @@ def pair_keys(text: str):
         return np.zeros(0, dtype=np.int64)
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
     return (codes[:-1] << 21) | codes[1:]
+
+
+def distinct(keys):
+    """The sorted distinct values of a numpy array (np.unique without its numpy.ma import)."""
+    import numpy as np
+    keys = np.sort(keys)
+    if len(keys) > 1:
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    return keys

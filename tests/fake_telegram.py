@@ -198,63 +198,6 @@ def text_update(uid: int, text: str, chat: str = "private") -> dict:
     return {"message": message}
 
 
-def document_update(uid: int, name: str, size: int) -> dict:
-    return {"message": {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid),
-                        "from": _user(uid), "caption": "证据",
-                        "document": {"file_id": f"FILE-{name}", "file_unique_id": "U1", "file_name": name,
-                                     "mime_type": "image/png", "file_size": size}}}
-
-
-def photo_update(uid: int) -> dict:
-    sizes = [{"file_id": f"P{i}", "file_unique_id": f"PU{i}", "width": w, "height": w, "file_size": w * 10}
-             for i, w in enumerate((90, 320, 1280))]
-    return {"message": {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid),
-                        "from": _user(uid), "photo": sizes}}
-
-
-def button_update(uid: int, data: str) -> dict:
-    return {"callback_query": {"id": f"cq{next(_msg_ids)}", "from": _user(uid), "chat_instance": "ci",
-                               "data": data,
-                               "message": {"message_id": next(_msg_ids), "date": int(time.time()),
-                                           "chat": _chat(uid), "from": {"id": 999, "is_bot": True,
-                                                                        "first_name": "huqi"},
-                                           "text": "…"}}}
-
-
-def keyboard(call: dict) -> list[dict]:
-    markup = call.get("reply_markup")
-    if not markup:
-        return []
-    markup = json.loads(markup) if isinstance(markup, str) else markup
-    return [b for row in markup["inline_keyboard"] for b in row]
-
-
-def texts(calls: list[dict]) -> str:
-    return "\n".join(c.get("text") or c.get("caption") or "" for c in calls)
-
-
-# ── updates as Telegram sends them ──────────────────────────────────
-_msg_ids = itertools.count(1)
-_update_ids = itertools.count(1)
-
-
-def _user(uid: int) -> dict:
-    return {"id": uid, "is_bot": False, "first_name": f"U{uid}", "language_code": "zh-hans"}
-
-
-def _chat(uid: int, kind: str = "private") -> dict:
-    return {"id": uid, "type": kind, "first_name": f"U{uid}"} if kind == "private" else \
-        {"id": -uid, "type": kind, "title": "group"}
-
-
-def text_update(uid: int, text: str, chat: str = "private") -> dict:
-    message = {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid, chat),
-               "from": _user(uid), "text": text}
-    if text.startswith("/"):
-        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-    return {"message": message}
-
-
 def document_update(uid: int, name: str, size: int, mime: str = "image/png") -> dict:
     return {"message": {"message_id": next(_msg_ids), "date": int(time.time()), "chat": _chat(uid),
                         "from": _user(uid), "caption": "证据",
@@ -284,10 +227,6 @@ def keyboard(call: dict) -> list[dict]:
         return []
     markup = json.loads(markup) if isinstance(markup, str) else markup
     return [b for row in markup["inline_keyboard"] for b in row]
-
-
-def texts(calls: list[dict]) -> str:
-    return "\n".join(c.get("text") or c.get("caption") or "" for c in calls)
 
 
 def texts(calls: list[dict]) -> str:

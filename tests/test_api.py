@@ -125,7 +125,8 @@ def assert_error(status, body, want_status, code):
 
 SAMPLES = {"status": "submitted", "type": "rumor", "subtype": "rumor.fabricated_violation",
            "platform": "xiaohongshu", "province": "shanghai", "overdue": "true", "messenger": "telegram",
-           "q": "HQ-2610", "older_than": "1", "newer_than": "100", "limit": "2", "cursor": None}
+           "q": "HQ-2610", "older_than": "1", "newer_than": "100", "limit": "2", "cursor": None,
+           "sort": "-due"}
 
 
 async def test_openapi_lists_exactly_the_routes_and_every_route_answers(env):
@@ -307,6 +308,33 @@ async def test_cursor_paging_walks_every_case_once(env):
     assert seen == ["HQ-2609-AAAA", "HQ-2610-CCCC", "HQ-2610-BBBB", "HQ-2611-DDDD"]
     status, body = await call_json(env, "GET", "/api/v1/cases", params={"cursor": "garbage!"})
     assert_error(status, body, 400, "bad_cursor")
+
+
+@pytest.mark.parametrize("sort,expected", [
+    ("-created", ["HQ-2611-DDDD", "HQ-2610-BBBB", "HQ-2610-CCCC", "HQ-2609-AAAA"]),
+    # due: BBBB (submitted 19 days ago) before DDDD (2 days ago); no follow-up date last
+    ("due", ["HQ-2610-BBBB", "HQ-2611-DDDD", "HQ-2609-AAAA", "HQ-2610-CCCC"]),
+    ("-due", ["HQ-2611-DDDD", "HQ-2610-BBBB", "HQ-2610-CCCC", "HQ-2609-AAAA"]),
+])
+async def test_sorted_pages_walk_every_case_once(env, sort, expected):
+    seen, cursor = [], None
+    for _ in range(10):
+        params = {"limit": "1", "sort": sort} | ({"cursor": cursor} if cursor else {})
+        status, body = await call_json(env, "GET", "/api/v1/cases", params=params)
+        assert status == 200, body
+        seen += [c["id"] for c in body["cases"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert seen == expected
+    assert await ids(env, sort=sort, limit="10") == expected
+    # a cursor made for one order is refused for another
+    first = (await call_json(env, "GET", "/api/v1/cases", params={"sort": sort, "limit": "1"}))[1]
+    status, body = await call_json(env, "GET", "/api/v1/cases",
+                                   params={"sort": "updated", "cursor": first["next_cursor"]})
+    assert_error(status, body, 400, "bad_cursor")
+    status, body = await call_json(env, "GET", "/api/v1/cases", params={"sort": "size"})
+    assert_error(status, body, 400, "bad_filter")
 
 
 # -- a case ---------------------------------------------------------------------------------------

@@ -367,6 +367,14 @@ def test_list_filters_take_what_staff_type(data_dir, capsys, args, expected):
     assert sorted(listed(out)) == sorted(expected)
 
 
+def test_list_sorted_newest_first(data_dir, capsys):
+    code, out, _ = run(capsys, "list", "--sort=-created")
+    assert code == 0 and listed(out) == ["HQ-2611-EEEE", "HQ-2610-BBBB", "HQ-2610-DDDD", "HQ-2609-AAAA",
+                                         "HQ-2601-CCCC"]
+    code, out, err = run(capsys, "list", "--sort", "size")
+    assert code == 2 and "size" in err
+
+
 @pytest.mark.parametrize("args,value", [
     (["--platform", "火星网"], "火星网"), (["--province", "亚特兰蒂斯"], "亚特兰蒂斯"),
     (["--type", "gossip"], "gossip"), (["--messenger", "fax"], "fax"),
@@ -547,6 +555,14 @@ def test_list_export_and_package_while_the_service_runs(data_dir, capsys, servic
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     code, out, _ = run(capsys, "package", "HQ-2609-AAAA", "--out", str(tmp_path / "p.zip"))
     assert code == 0 and (tmp_path / "p.zip").stat().st_size > 0
+
+
+def test_a_viewer_token_reads_but_cannot_change(data_dir, capsys, service, monkeypatch):
+    monkeypatch.setenv("HUQI_API_TOKENS", f"desk:{TOKEN}:viewer")
+    code, out, _ = run(capsys, "show", "HQ-2610-BBBB")
+    assert code == 0 and "HQ-2610-BBBB" in out
+    code, out, err = run(capsys, "set-status", "HQ-2610-BBBB", "accepted")
+    assert code == 3 and "HUQI_API_TOKEN" in err
 
 
 def test_purge_while_the_service_runs_says_what_to_do(data_dir, capsys, service):

@@ -17,8 +17,10 @@ DEV = ROOT.parent / "shared" / "eval" / "dev_cases.jsonl"
 # heldout_like, _b, _d, _e and _g were written independently and are now the
 # classifier's examples (knowledge/data/examples.yaml); heldout_c and heldout_f are
 # kept out of everything it learns from, so they measure how descriptions written by
-# others fare (heldout_f was written to be hard).
-HELDOUT = [ROOT / "tests" / "data" / "heldout_c.jsonl", ROOT / "tests" / "data" / "heldout_f.jsonl"]
+# others fare (heldout_f was written to be hard; heldout_k adds English, Traditional and
+# several platforms, and was written before the cues it is scored against).
+HELDOUT = [ROOT / "tests" / "data" / "heldout_c.jsonl", ROOT / "tests" / "data" / "heldout_f.jsonl",
+           ROOT / "tests" / "data" / "heldout_k.jsonl"]
 
 # One description per sub-type, written for these tests (not taken from
 # dev_cases.jsonl or from the `examples:` of types.yaml).
@@ -235,6 +237,70 @@ def test_a_rumor_that_our_products_are_fake_is_not_a_counterfeit_complaint(text)
     "someone sells fakes of our brand" goes to the IP channels."""
     r = classify(text)
     assert r.subtype == "rumor.product_quality", (text, top3(r), dict(r.cues))
+
+
+@pytest.mark.parametrize("text", [
+    "网上有个视频用AI把我们董事长的脸换了上去,还配了他的声音,在直播间带货卖保健品",
+    "有人用我们创始人的数字人形象录视频推荐股票,声音是克隆的",
+    "一段深度伪造的视频里我们总裁在号召大家买某只股票",
+], ids=["face-swap-selling", "digital-human-stocks", "deep-fake"])
+def test_ai_cloning_of_an_executive_to_sell_is_posing_as(text):
+    """WS Art. 6(2) 假借企业家名义发布信息, not a defaced portrait (12(2))."""
+    r = classify(text)
+    assert r.subtype == "impersonation.posing_as", (text, top3(r), dict(r.cues))
+
+
+@pytest.mark.parametrize("text", [
+    "公司官网昨晚被黑客入侵了,首页换成了博彩链接",
+    "我们的官方微博账号被盗了,盗号的人发了一堆广告",
+    "服务器被植入木马,网站打开就跳转到别的页面",
+], ids=["defaced-site", "stolen-account", "trojan"])
+def test_a_hacked_site_or_account_is_a_security_incident(text):
+    r = classify(text)
+    assert r.subtype == "out_of_scope.other", (text, top3(r), dict(r.cues))
+    assert "extortion" not in r.flags
+
+
+@pytest.mark.parametrize("text", [
+    "有人在评论区骂我们是汉奸企业,说老板是卖国贼",
+    "一个博主说我们公司是美国的走狗,让粉丝都来骂",
+], ids=["hanjian", "zougou"])
+def test_political_labels_are_abuse(text):
+    """WS Art. 12(1) 攻击谩骂企业或企业家."""
+    r = classify(text)
+    assert r.subtype == "insult.abuse", (text, top3(r), dict(r.cues))
+
+
+def test_a_competitors_staff_swearing_is_abuse_with_the_dispute_flag():
+    r = classify("对面那家竞争对手的业务员在客户面前辱骂我们,说我们是骗子公司,视频被发到了网上")
+    assert r.subtype == "insult.abuse", (top3(r), dict(r.cues))
+    assert "dispute" in r.flags
+
+
+def test_a_competitor_using_its_reach_is_still_a_smear():
+    r = classify("竞争对手利用自家平台的流量优势,在首页推送说我们产品有安全隐患的文章")
+    assert r.subtype == "interference.competitor_smear", (top3(r), dict(r.cues))
+    assert "dispute" in r.flags
+
+
+@pytest.mark.parametrize("text, subtype", [
+    ("A blogger keeps spreading rumors that our chairman was arrested for bribery.", "rumor.staff_misconduct"),
+    ("Someone registered an account using our company name and logo as the avatar.",
+     "impersonation.account_identity"),
+    ("Our founder's passport and ID card photos were posted on a forum.", "privacy_leak.identity_documents"),
+    ("The reporter said he would publish the story unless we paid an advertising fee.", "interference.extortion"),
+    ("When people search for our brand the autocomplete shows 'scam'.", "interference.search_suggestions"),
+    ("Hackers defaced our corporate website last night.", "out_of_scope.other"),
+], ids=["rumor", "fake-account", "passport", "extortion", "autocomplete", "hacked"])
+def test_english_descriptions_are_classified(text, subtype):
+    r = classify(text)
+    assert r.english
+    assert r.subtype == subtype, (text, top3(r), dict(r.cues))
+
+
+def test_a_chinese_description_with_english_words_is_not_english():
+    r = classify("competitor 的 sales 在群里发 fake 的检测报告,说我们的设备不合格")
+    assert not r.english
 
 
 # ------------------------------------------------------------------ shape

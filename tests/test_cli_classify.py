@@ -53,6 +53,9 @@ def assert_result(obj: dict) -> None:
         assert isinstance(x["score"], (int, float)) and 0 <= x["score"] <= 1
     assert [x["score"] for x in c] == sorted((x["score"] for x in c), reverse=True)
     assert obj["platform"] is None or obj["platform"] in knowledge().platforms
+    # extra field: every platform seen, the case's own first
+    assert isinstance(obj["platforms"], list) and set(obj["platforms"]) <= set(knowledge().platforms)
+    assert obj["platform"] == (obj["platforms"][0] if obj["platforms"] else None)
     assert isinstance(obj["flags"], list) and set(obj["flags"]) <= set(taxonomy.FLAGS)
 
 
@@ -90,6 +93,24 @@ def test_ids_of_any_json_kind_are_echoed_unchanged():
                  + ['{"text": "有人冒充我们公司的官方账号"}'])
     assert p.returncode == 0
     assert [o["id"] for o in out] == ids + [None]   # no id in, "id": null out
+    for o in out:
+        assert_result(o)
+
+
+def test_an_id_json_cannot_write_back_is_kept_as_written():
+    """1e999 parses to infinity, which json would write as the non-JSON `Infinity`:
+    the id is echoed as the string it was written as, and the line is classified."""
+    raw = ['{"id": 1e999, "text": "有人冒充我们公司的官方账号"}',
+           '{"id": -1e999, "text": "有人冒充我们公司的官方账号"}',
+           '{"id": {"row": 1E400}, "text": "有人冒充我们公司的官方账号"}',
+           '{"id": NaN, "text": "有人冒充我们公司的官方账号"}',
+           '{"id": 2.5e3, "text": "有人冒充我们公司的官方账号"}']
+    data = b"".join(l.encode() + b"\n" for l in raw)
+    p = subprocess.run(_command(), input=data, capture_output=True, cwd=ROOT, timeout=60)
+    lines = p.stdout.decode("utf-8").splitlines()
+    assert len(lines) == len(raw)
+    out = [json.loads(l, parse_constant=lambda c: pytest.fail(f"{c} is not JSON")) for l in lines]
+    assert [o["id"] for o in out] == ["1e999", "-1e999", {"row": "1E400"}, "NaN", 2500.0]
     for o in out:
         assert_result(o)
 

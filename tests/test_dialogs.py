@@ -7,7 +7,8 @@ import pytest
 
 from dialogs.engine import Engine, new_state
 
-ENTERPRISE = "杭州青禾食品有限公司"
+from tests.drive import ENTERPRISE, Newcomer, buttons, texts, values  # noqa: F401
+from tests.drive import run_to_result as drive
 
 
 @pytest.fixture(scope="module")
@@ -15,56 +16,22 @@ def engine():
     return Engine()
 
 
-def texts(replies):
-    return "\n".join(r.get("text", "") for r in replies)
-
-
-def buttons(replies):
-    return [b for r in replies for row in r.get("buttons") or [] for b in row]
-
-
-def values(replies):
-    return [b["value"] for b in buttons(replies)]
+def run_to_result(engine, description, want_subtype=None, roundtrip=False, **who):
+    state, transcript, _turns = drive(engine, Newcomer(description, [want_subtype] if want_subtype else [], **who),
+                                      roundtrip=roundtrip)
+    return state, transcript
 
 
 def answer_for(state, replies, want_subtype=None):
-    """What a cooperative user sends at each step."""
-    step = state["step"]
-    if step == "confirm":
-        subs = [v for v in values(replies) if v.startswith("sub:")]
-        wanted = f"sub:{want_subtype}"
-        return {"type": "button", "value": wanted if wanted in subs else subs[0]}
-    if step == "pick_type":
-        return {"type": "button", "value": f"type:{want_subtype.split('.')[0]}"}
-    if step == "pick_subtype":
-        return {"type": "button", "value": f"sub:{want_subtype}"}
-    if step == "where":
-        return {"type": "text", "text": "https://weibo.com/1234567890/NaBcD1234"}
-    if step == "link":
-        return {"type": "button", "value": "link:none"}
-    if step == "facts":
-        return {"type": "text", "text": "没有"}
-    if step == "enterprise":
-        return {"type": "text", "text": ENTERPRISE}
-    if step == "province":
-        return {"type": "text", "text": "浙江杭州"}
-    if step == "role":
-        return {"type": "button", "value": "role:self"}
-    raise AssertionError(f"unexpected step {step}: {texts(replies)}")
+    from tests.drive import answer
+    return answer(ENGINE, state, replies, Newcomer("", [want_subtype] if want_subtype else []))
 
 
-def run_to_result(engine, description, want_subtype=None, roundtrip=False):
-    state, replies = engine.start()
-    state, replies = engine.handle(state, {"type": "text", "text": description})
-    transcript = [replies]
-    for _ in range(30):
-        if state["step"] == "result":
-            return state, transcript
-        if roundtrip:
-            state = json.loads(json.dumps(state, ensure_ascii=False))
-        state, replies = engine.handle(state, answer_for(state, replies, want_subtype))
-        transcript.append(replies)
-    raise AssertionError(f"never reached the result card; stuck at {state['step']}")
+ENGINE = Engine()
+
+
+def press(engine, state, value):
+    return engine.handle(state, {"type": "button", "value": value})
 
 
 CASES = [
@@ -78,24 +45,29 @@ CASES = [
 
 
 @pytest.mark.parametrize("subtype,description", CASES)
-def test_each_type_reaches_a_result_card(engine, subtype, description):
+def test_each_type_reaches_a_short_result_card_with_the_rest_behind_buttons(engine, subtype, description):
     state, transcript = run_to_result(engine, description, subtype)
-    card = texts(transcript[-1])
+    first = transcript[-1][0]["text"]
     case = state["case"]
     assert case["subtype"] == subtype
-    assert engine.kb.types[case["type"]]["title"] in card
-    assert "举报渠道" in card and "证据和材料清单" in card
-    assert "第五条" in card                      # Art. 5 acceptance materials are always listed
-    assert ENTERPRISE in card                    # the draft is filled with what the user told
+    assert engine.kb.types[case["type"]]["title"] in first
+    assert "第" in first and "条" in first                   # the type's article
+    assert len(first) <= engine.flow.limits["card_chars"]    # one phone screen
+    assert {"show:plan", "show:materials", "draft:view", "save"} <= set(values(transcript[-1]))
     assert case["province"] == "zhejiang"
-    assert "save" in values(transcript[-1])
+    _, plan = press(engine, state, "show:plan")
+    assert engine.say(state, "result_plan_header") in texts(plan)
+    _, materials = press(engine, state, "show:materials")
+    assert "第五条" in texts(materials)                  # Art. 5 acceptance materials are always listed
+    _, draft = press(engine, state, "draft:view")
+    assert ENTERPRISE in texts(draft)                    # the draft is filled with what the user told
 
 
 def test_extortion_plan_sends_to_police_and_warns_not_to_pay(engine):
     state, transcript = run_to_result(engine, CASES[-1][1], "interference.extortion")
-    card = texts(transcript[-1])
     assert "extortion" in state["case"]["flags"]
-    assert "公安" in card
+    _, plan = press(engine, state, "show:plan")
+    assert "公安" in texts(plan)
 
 
 def test_out_of_scope_explains_and_creates_no_report(engine):
@@ -135,6 +107,7 @@ def test_link_pasted_in_the_description_is_kept_and_decides_the_platform(engine)
     state, replies = engine.handle(state, answer_for(state, replies, "impersonation.account_identity"))
     assert state["step"] == "facts"           # where is skipped: the link said it
     assert "抖音" in texts(replies)
+    assert engine.say(state, "progress", n=3, total=4) in texts(replies)   # the progress marker
 
 
 def test_facts_already_stated_are_not_asked_again(engine):
@@ -174,14 +147,16 @@ def test_a_question_in_the_middle_is_answered_and_the_step_resumes(engine):
     state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
     state, replies = engine.handle(state, answer_for(state, replies, CASES[2][0]))
     state, replies = engine.handle(state, {"type": "button", "value": "platform:weibo"})
-    state, replies = engine.handle(state, {"type": "button", "value": "link:none"})
     assert state["step"] == "facts"
-    before = json.dumps(state, ensure_ascii=False, sort_keys=True)
+    def conversation(s):      # the state without what is on screen
+        return json.dumps({k: v for k, v in s.items() if k != "shown"}, ensure_ascii=False, sort_keys=True)
+    before = conversation(state)
+    asked = values(replies)
     state, replies = engine.handle(state, {"type": "text", "text": "限时加私是什么意思？"})
     out = texts(replies)
     assert "限时加私" in out and "第二十一条" in out
-    assert json.dumps(state, ensure_ascii=False, sort_keys=True) == before
-    assert values(replies)[-3:] == ["yes", "no", "unknown"]   # the interrupted question again
+    assert conversation(state) == before
+    assert values(replies)[-len(asked):] == asked            # the interrupted question again
 
 
 def test_unknown_question_says_so_and_offers_topics(engine):
@@ -211,13 +186,14 @@ def test_garbage_at_every_step_keeps_the_step_and_the_case(engine, bad):
             assert json.dumps(after["case"], ensure_ascii=False, sort_keys=True) == snapshot
         state, replies = engine.handle(state, answer_for(state, replies, CASES[2][0]))
     assert state["step"] == "result"
-    assert {"confirm", "facts", "province", "role"} <= steps_seen
+    assert {"confirm", "facts", "province"} <= steps_seen
 
 
 def test_forged_and_stale_buttons_are_refused(engine):
     state, replies = engine.start()
     state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
-    for forged in ["sub:rumor.nonexistent", "role:self", "province:guangdong", "faq:no_such_entry", None, 42]:
+    for forged in ["sub:rumor.nonexistent", "facts:agent", "province:guangdong", "faq:no_such_entry", "draft:view",
+                   "save", "cases:x", None, 42]:
         after, replies = engine.handle(state, {"type": "button", "value": forged})
         assert after["step"] == "confirm" and after["case"] == state["case"]
         assert "没看懂" in texts(replies)
@@ -256,7 +232,8 @@ def test_save_emits_a_complete_case_record_for_the_store(engine):
         assert key in record, key
     assert record["enterprise"] == ENTERPRISE
     assert record["plan"] and record["evidence"]
-    assert all(item["provided"] is False for item in record["evidence"])
+    provided = {item["id"] for item in record["evidence"] if item["provided"]}
+    assert provided == {"url_or_locator"}        # the link given in the intake counts; nothing else yet
     json.dumps(record)   # plain data
     state, replies = engine.handle(state, {"type": "saved", "case_id": "HQ-2611-7K3Q"})
     assert "HQ-2611-7K3Q" in texts(replies)
@@ -264,23 +241,29 @@ def test_save_emits_a_complete_case_record_for_the_store(engine):
 
 def test_draft_download_is_a_file_with_the_pledge(engine):
     state, _ = run_to_result(engine, CASES[1][1], CASES[1][0])
-    state, replies = engine.handle(state, {"type": "button", "value": "draft"})
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:view"})
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
     files = [r["file"] for r in replies if "file" in r]
     assert files and files[0]["name"].endswith(".txt")
+    assert files[0]["name"] != "huqi-report.txt"            # named after the type before saving
     assert ENTERPRISE in files[0]["content"]
     assert "真实" in files[0]["content"]
+    state, replies = engine.handle(state, {"type": "button", "value": "save"})
+    (saving,) = [r for r in replies if "effect" in r]
+    state, replies = engine.handle(state, {"type": "saved", "case_id": "HQ-2611-7K3Q"})
+    assert "draft:view" in values(replies)                   # the draft stays reachable after saving
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
+    assert [r["effect"] for r in replies] == ["get_case"]   # written from the stored case
+    stored = dict(saving["case"], id="HQ-2611-7K3Q", contact="13800138000")
+    state, replies = engine.handle(state, {"type": "case", "case": stored})
+    (draft,) = [r["file"] for r in replies if "file" in r]
+    assert draft["name"] == "huqi-report-HQ-2611-7K3Q.txt" and "13800138000" in draft["content"]
 
 
 def test_agent_gets_power_of_attorney_in_the_checklist(engine):
-    state, replies = engine.start()
-    state, replies = engine.handle(state, {"type": "text", "text": CASES[4][1]})
-    for _ in range(20):
-        if state["step"] == "role":
-            state, replies = engine.handle(state, {"type": "text", "text": "受委托代理举报"})
-            break
-        state, replies = engine.handle(state, answer_for(state, replies, CASES[4][0]))
-    assert state["step"] == "result"
-    assert "授权委托书" in texts(replies)
+    state, transcript = run_to_result(engine, CASES[4][1], CASES[4][0], agent=True)
+    assert state["case"]["reporter_role"] == "agent"
+    assert "授权委托书" in texts(transcript[-1])            # among the top materials on the card
 
 
 def test_a_file_is_kept_as_an_attachment_and_a_huge_one_refused(engine):
@@ -296,15 +279,13 @@ def test_new_state_is_json(engine):
     assert json.loads(json.dumps(new_state())) == new_state()
 
 
-def test_a_bare_no_at_the_link_step_means_no_link(engine):
+def test_picking_a_platform_without_a_link_reminds_to_add_it(engine):
     state, _ = engine.start()
     state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
     state, replies = engine.handle(state, answer_for(state, replies, CASES[2][0]))
-    state, replies = engine.handle(state, {"type": "button", "value": "platform:weibo"})
-    assert state["step"] == "link"
-    state, replies = engine.handle(state, {"type": "text", "text": "否"})
-    assert state["step"] == "facts"
-    assert "链接" in texts(replies)          # reminded to add the link before submitting
+    state, replies = engine.handle(state, {"type": "text", "text": "微博"})
+    assert state["step"] == "facts" and state["case"]["platform"] == "weibo"
+    assert engine.say(state, "card_no_link") in texts(replies)
 
 
 def test_a_short_simplified_answer_keeps_traditional_replies(engine):
@@ -317,10 +298,12 @@ def test_a_short_simplified_answer_keeps_traditional_replies(engine):
 
 def test_unconfirmed_platform_instructions_are_worded_as_such(engine):
     state, transcript = run_to_result(engine, CASES[2][1], CASES[2][0])   # the where step answers with a weibo link
-    plan = next(r["text"] for r in transcript[-1] if "举报渠道" in r.get("text", ""))
+    _, replies = press(engine, state, "show:plan")
+    plan = texts(replies)
     weibo = engine.kb.platforms["weibo"]["complaint"]
     assert weibo.get("verified") is False
     assert "以平台页面为准" in plan
+    assert "以平台页面为准" in transcript[-1][0]["text"]       # on the card too
 
 
 def test_a_weakly_matching_question_is_offered_not_asserted(engine):
@@ -337,7 +320,7 @@ def test_not_knowing_the_platform_moves_on(engine):
     state, replies = engine.handle(state, answer_for(state, replies, "privacy_leak.identity_documents"))
     assert state["step"] == "where"
     state, replies = engine.handle(state, {"type": "text", "text": "不知道"})
-    assert state["step"] == "link" and state["case"]["platform"] is None
+    assert state["step"] == "facts" and state["case"]["platform"] is None
 
 
 def test_a_vague_complaint_about_us_offers_the_types_and_takes_a_fuller_description(engine):
@@ -354,3 +337,113 @@ def test_chit_chat_is_not_taken_for_a_report(engine):
     state, replies = engine.handle(state, {"type": "text", "text": "帮我查下天气"})
     assert state["step"] == "describe"
     assert "涉企网络侵权" in texts(replies)
+
+
+def test_newcomers_reach_the_card_in_few_turns(engine):
+    import statistics
+    import bench.newcomer as bench
+    turns = []
+    for _name, who, channels, materials in bench.SITUATIONS:
+        state, transcript, n = drive(engine, who)
+        turns.append(n)
+        assert channels <= {s["channel"] for s in engine.card.plan(state["case"])}
+        assert materials <= {e["id"] for e in engine.card.evidence(state["case"])}
+    assert statistics.median(turns) <= 5 and max(turns) <= 7
+
+
+def test_several_subtypes_may_apply(engine):
+    who = Newcomer("有人把我们董事长的身份证照片和手机号发到网上，号召大家去骚扰他",
+                   ["privacy_leak.identity_documents", "privacy_leak.contact_details"])
+    state, transcript, _ = drive(engine, who)
+    assert state["case"]["subtypes"] == who.subtypes
+    assert all(engine.kb.subtypes[s]["title"] in transcript[-1][0]["text"] for s in who.subtypes)
+
+
+def test_situations_are_one_multi_select_and_the_province_is_confirmed_with_one_tap(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": "有自媒体说我们杭州云帆科技资金链断裂马上破产 https://weibo.com/1/AbC"})
+    assert state["case"]["enterprise"] == "杭州云帆科技"
+    state, replies = engine.handle(state, {"type": "text", "text": "👍"})           # an emoji confirms the reading
+    assert state["step"] == "facts"
+    flags = [v for v in values(replies) if v.startswith("facts:") and v not in ("facts:none", "facts:agent")]
+    assert len(flags) >= 3                                                       # asked together
+    state, replies = engine.handle(state, {"type": "button", "value": flags[0]})  # a tap toggles
+    assert state["step"] == "facts" and "facts:done" in values(replies)
+    state, replies = engine.handle(state, {"type": "button", "value": flags[1]})
+    state, replies = engine.handle(state, {"type": "button", "value": "facts:done"})
+    assert set(state["case"]["flags"]) >= {flags[0][6:], flags[1][6:]}
+    assert state["step"] == "province" and state["pending"]["province_guess"] == "zhejiang"
+    state, replies = engine.handle(state, {"type": "text", "text": "没错"})
+    assert state["step"] == "result" and state["case"]["province"] == "zhejiang"
+
+
+def test_a_number_past_the_last_option_re_asks_and_opens_nothing(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
+    n = len(values(replies)) + 1
+    after, replies = engine.handle(state, {"type": "text", "text": str(n)})
+    assert not any("effect" in r for r in replies)
+    assert after["step"] == "confirm" and after["case"] == state["case"]
+    assert engine.say(state, "no_option") in texts(replies)
+
+
+def test_a_traditional_writer_reads_traditional_to_the_goodbye_but_gets_a_simplified_draft(engine):
+    state, transcript, _ = drive(engine, Newcomer("有個帳號一直說我們公司要倒閉了，資金鏈斷裂，全是造謠",
+                                                 ["rumor.exaggerated_difficulty"]))
+    assert state["lang"] == "hant"
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
+    (draft,) = [r["file"] for r in replies if "file" in r]
+    assert "举报" in draft["content"] and "舉報" not in draft["content"]
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:hant"})
+    (copy,) = [r["file"] for r in replies if "file" in r]
+    assert "舉報" in copy["content"] and copy["name"] != draft["name"]
+    state, replies = engine.handle(state, {"type": "command", "name": "quit"})
+    assert replies[-1].get("end") and engine.say(state, "bye") in texts(replies)
+    assert engine.say(state, "bye") != engine.flow.text("bye")
+
+
+def test_contact_person_and_phone_fill_the_draft_and_are_shown_masked(engine):
+    state, _ = run_to_result(engine, CASES[2][1], CASES[2][0])
+    state, replies = engine.handle(state, {"type": "text", "text": "张律师 13800138000"})
+    assert state["case"]["contact"] == "13800138000" and state["case"]["reporter_name"] == "张律师"
+    assert "138****8000" in texts(replies) and "13800138000" not in texts(replies)
+    state, replies = engine.handle(state, {"type": "button", "value": "draft:file"})
+    (draft,) = [r["file"] for r in replies if "file" in r]
+    assert "13800138000" in draft["content"] and "【联系人及电话】" not in draft["content"]
+
+
+def test_thumbs_down_and_bu_shi_mean_none_of_these(engine):
+    for word in ("👎", "不是", "都不是"):
+        state, _ = engine.start()
+        state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
+        state, replies = engine.handle(state, {"type": "text", "text": word})
+        assert state["step"] == "pick_type", word
+
+
+def test_my_cases_with_none_saved_says_so_and_asks_the_open_question_again(engine):
+    state, _ = engine.start()
+    state, replies = engine.handle(state, {"type": "text", "text": CASES[2][1]})
+    asked = values(replies)
+    state, replies = engine.handle(state, {"type": "cases", "cases": []})
+    from dialogs.typeset import typeset
+    assert typeset(engine.flow.tracking["no_cases"]) in texts(replies)
+    assert values(replies) == asked and state["step"] == "confirm"
+
+
+def test_words_that_are_not_a_new_incident_keep_the_plan(engine):
+    state, _ = run_to_result(engine, CASES[2][1], CASES[2][0])
+    for words in ("下载举报草稿", "好的谢谢", "嗯"):
+        after, replies = engine.handle(state, {"type": "text", "text": words})
+        assert after["step"] == "result" and after["case"] == state["case"], words
+        assert "save" in values(replies)
+    after, replies = engine.handle(state, {"type": "text", "text": CASES[0][1]})     # a new incident: a new intake
+    assert after["step"] == "confirm" and CASES[0][0] in after["case"]["candidates"]
+
+
+def test_several_subtypes_gather_the_materials_of_each(engine):
+    one = {"type": "interference", "subtype": "interference.extortion", "subtypes": ["interference.extortion"],
+           "flags": [], "reporter_role": "self"}
+    both = dict(one, subtypes=["interference.extortion", "interference.account_matrix"])
+    ids_one = [e["id"] for e in engine.card.evidence(one)]
+    ids_both = [e["id"] for e in engine.card.evidence(both)]
+    assert set(ids_one) < set(ids_both) and len(ids_both) == len(set(ids_both))

@@ -134,11 +134,13 @@ def test_looks_like_question(text, expected):
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-PARAPHRASES = Path(__file__).parent / "data" / "faq_paraphrases.jsonl"
+DATA = Path(__file__).parent / "data"
+PARAPHRASES = DATA / "faq_paraphrases.jsonl"          # written before any phrasing was added
+LATER_SETS = [DATA / "faq_paraphrases_b.jsonl", DATA / "faq_paraphrases_c.jsonl"]   # written later, one each
 
 
-def _paraphrases():
-    return [json.loads(line) for line in PARAPHRASES.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _paraphrases(path=PARAPHRASES):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.mark.parametrize("question, expected", [
@@ -172,9 +174,10 @@ def test_a_place_name_alone_does_not_make_a_policy_question(faq):
     assert faq.search("北京企业去哪儿投诉")[0][0]["id"] == "local_other"
 
 
-def test_paraphrase_set_is_large_and_kept_out_of_the_phrasings(faq, kb):
-    rows = _paraphrases()
-    assert len(rows) >= 60
+@pytest.mark.parametrize("path", [PARAPHRASES, *LATER_SETS], ids=lambda p: p.name)
+def test_paraphrase_set_is_large_and_kept_out_of_the_phrasings(faq, kb, path):
+    rows = _paraphrases(path)
+    assert len(rows) >= (60 if path == PARAPHRASES else 30)
     assert all(r["faq_id"] in kb.faq for r in rows), [r for r in rows if r["faq_id"] not in kb.faq]
     written = {faq.core(t) for f in kb.faq.values() for t in [f["question"], *(f.get("phrasings") or [])]}
     leaked = [r["text"] for r in rows if faq.core(r["text"]) in written]
@@ -182,9 +185,9 @@ def test_paraphrase_set_is_large_and_kept_out_of_the_phrasings(faq, kb):
 
 
 def test_paraphrase_set_top1_at_least_95_percent(faq):
-    rows = _paraphrases()
-    right = sum(1 for r in rows if [e["id"] for e, _ in faq.search(r["text"], limit=1)] == [r["faq_id"]])
-    assert right / len(rows) >= 0.95, f"{right}/{len(rows)}"
+    for rows in (_paraphrases(), [r for p in [PARAPHRASES, *LATER_SETS] for r in _paraphrases(p)]):
+        right = sum(1 for r in rows if [e["id"] for e, _ in faq.search(r["text"], limit=1)] == [r["faq_id"]])
+        assert right / len(rows) >= 0.95, f"{right}/{len(rows)}"
 
 
 # ------------------------------------------------------------------ issue 10: the topics an enterprise needs
@@ -225,3 +228,11 @@ def test_counterfeit_goods_invent_no_contact(kb):
     answer = kb.faq["counterfeit_goods"]["answer"]
     assert not re.search(r"https?://|\d{5,}", answer)
     assert "知识产权" in answer and "市场监督管理" in answer
+
+
+@pytest.mark.parametrize("name", ["广东某某网络科技有限公司", "深圳市腾达网络科技有限公司", "北京字节网络技术有限公司",
+                                  "厦门市某某视频科技有限公司", "我们是广州的一家做网络营销的"])
+def test_an_enterprise_name_is_no_confident_faq_question(faq, name):
+    """The dialog asks the FAQ first at the enterprise step: a place in the name must not win it."""
+    hits = faq.search(name)
+    assert not hits or hits[0][1] < CONFIDENT, (name, hits[0][0]["id"], hits[0][1])

@@ -90,3 +90,10 @@ def test_huge_and_odd_input_gets_an_answer_object(index):
     r = answer_line(index, json.dumps({"id": "x", "text": "\ud800"}), 1)
     assert r["id"] == "x"
     assert answer_line(index, b'{"id": 1, "text": 5}', 3)["error"]
+
+
+def test_a_traditional_question_gets_a_traditional_answer(index):
+    r = answer(index, "平台收費刪帖合法嗎")
+    assert r["faq_id"] == "platform_charges"
+    assert "條" in r["answer"] and "条" not in r["answer"]
+    assert r["sources"] == list(index.entries["platform_charges"]["source"])   # ids stay as in the data

@@ -29,16 +29,18 @@ LC = load_lifecycle()
 EXPECTED = {
     "draft": ["ready", "submitted", "closed"],
     "ready": ["draft", "submitted", "closed"],
-    "submitted": ["accepted", "action_taken", "rejected", "escalated", "closed"],
-    "accepted": ["action_taken", "rejected", "escalated", "closed"],
+    "submitted": ["accepted", "action_taken", "rejected", "no_response", "escalated", "closed"],
+    "accepted": ["action_taken", "rejected", "no_response", "escalated", "closed"],
     "action_taken": ["escalated", "closed"],
     "rejected": ["escalated", "closed"],
-    "escalated": ["accepted", "action_taken", "rejected", "escalated", "closed"],
+    "no_response": ["accepted", "action_taken", "rejected", "escalated", "closed"],
+    "escalated": ["accepted", "action_taken", "rejected", "no_response", "escalated", "closed"],
     "closed": [],
 }
 LABELS = {
     "draft": "草稿", "ready": "材料齐全", "submitted": "已提交", "accepted": "已受理",
-    "action_taken": "已处理", "rejected": "被驳回", "escalated": "已升级", "closed": "已结案",
+    "action_taken": "已处理", "rejected": "被驳回", "no_response": "没有回应", "escalated": "已升级",
+    "closed": "已结案",
 }
 STATUSES = list(EXPECTED)
 
@@ -143,7 +145,7 @@ def test_refusal_message_reads_as_specified():
     with pytest.raises(TransitionRefused) as exc:
         transition(case_in("submitted"), "draft", who="user", now=NOW)
     assert str(exc.value) == (
-        '当前状态"已提交"不能直接改为"草稿"。可以改为:已受理、已处理、被驳回、已升级、已结案(撤回)。')
+        '当前状态"已提交"不能直接改为"草稿"。可以改为:已受理、已处理、被驳回、没有回应、已升级、已结案(撤回)。')
 
 
 # -- closing --------------------------------------------------------------------------
@@ -225,7 +227,9 @@ def test_escalation_goes_to_the_next_channel_of_the_plan():
     with pytest.raises(TransitionRefused, match="换一个渠道"):
         transition(case_in("rejected"), "escalated", who="user", channel="platform", now=NOW)
     with pytest.raises(TransitionRefused, match="升级到哪个渠道"):
-        transition(case_in("rejected", plan=[]), "escalated", who="user", now=NOW)
+        transition(case_in("rejected", channel="court", plan=[]), "escalated", who="user", now=NOW)
+    # past the plan, the backstop: the central reporting centre
+    assert transition(case_in("rejected", plan=[]), "escalated", who="user", now=NOW)["channel"] == "central"
 
 
 # -- history through a store ------------------------------------------------------------
@@ -285,14 +289,23 @@ def test_next_channel_walks_the_plan():
         walked.append(step["id"])
         case["history"].append({"to": "escalated", "channel": step["channel"]})
         assert current_channel(case) == step["channel"]
-    assert walked == ["province", "central_escalation", "police_extortion"]
+    assert walked == ["province", "central_escalation", "police_extortion", "backstop_court"]   # then the courts
 
 
 def test_next_channel_skips_expect_and_option_steps():
     plan = [s for s in PLAN if s["channel"] == "platform" or s["kind"] == "option"]
-    assert next_channel(case_in("rejected", plan=plan)) is None
-    assert next_channel(case_in("rejected", plan=[])) is None
+    assert next_channel(case_in("rejected", plan=plan))["id"] == "backstop_central"   # options skipped: the backstop
+    assert next_channel(case_in("rejected", plan=[]))["channel"] == "central"
+    assert next_channel(case_in("rejected", channel="court", plan=[])) is None
     assert next_channel({"status": "rejected"}) is None
+
+
+def test_the_backstop_offers_the_police_only_where_money_was_demanded():
+    case = case_in("rejected", channel="central", plan=[])
+    assert next_channel(case)["channel"] == "court"
+    case["flags"] = ["extortion"]
+    assert next_channel(case)["channel"] == "police"
+    assert "12377" in next_channel(case_in("rejected", plan=[]))["what"]
 
 
 def test_next_channel_does_not_go_back_down_the_ladder():
@@ -312,6 +325,11 @@ def test_missing_evidence():
     ]}
     assert [e["id"] for e in missing_evidence(case)] == ["a", "d"]
     assert missing_evidence({}) == []
+    # what the case holds itself counts, for cases saved before it was marked
+    old = {"links": ["https://weibo.com/1/x"], "contact": "13800138000", "evidence": [
+        {"id": "url_or_locator", "title": "链接", "required": True, "provided": False},
+        {"id": "reporter_contact", "title": "联系方式", "required": True, "provided": False}]}
+    assert missing_evidence(old) == []
 
 
 @pytest.mark.parametrize("status", STATUSES)
@@ -326,7 +344,7 @@ def test_next_action_variants():
     draft["evidence"][0]["provided"] = True
     assert "材料已经齐全" in next_action(draft)
     assert "属地网信办" in next_action(case_in("rejected"))
-    assert "没有下一个渠道" in next_action(case_in("rejected", plan=[]))
+    assert "没有下一个渠道" in next_action(case_in("rejected", channel="court", plan=[]))
     assert "平台" in next_action(case_in("submitted"))
 
 
@@ -361,3 +379,43 @@ def test_broken_data_is_refused(breakage, complaint):
     breakage(data)
     with pytest.raises(LifecycleError, match=complaint):
         parse_lifecycle(data)
+
+
+# -- per-channel tracks ---------------------------------------------------------------------
+
+
+async def test_the_platform_and_the_police_run_in_parallel_each_with_its_track():
+    from bot.store import open_store
+    from dialogs.lifecycle import possible_transitions, tracks
+    store = open_store(None, backend="memory")
+    case = await store.create({"status": "draft", "plan": copy.deepcopy(PLAN), "flags": ["extortion"],
+                               "owner": {"messenger": "terminal", "user_id": "u"}})
+    cid = case["id"]
+    await record(store, cid, "submitted", who="user", channel="platform", ref="WB-1", now=NOW)
+    await record(store, cid, "submitted", who="user", channel="police", ref="JJ-9", now=NOW)
+    await record(store, cid, "accepted", who="user", channel="police", now=NOW)
+    case = await record(store, cid, "action_taken", who="user", channel="platform", outcome="deleted", now=NOW)
+    assert case["channels"]["platform"]["status"] == "action_taken"
+    assert case["channels"]["platform"]["ref"] == "WB-1"
+    assert case["channels"]["police"] == dict(case["channels"]["police"], status="accepted", ref="JJ-9")
+    assert case["status"] == "action_taken"                      # derived: the most advanced track
+    case = await record(store, cid, "action_taken", who="user", channel="police", outcome="account_measures", now=NOW)
+    assert case["status"] == "action_taken" and tracks(case) == case["channels"]
+    options = possible_transitions(case)
+    assert {"to": "closed", "channel": None, "reason": "resolved"} in [
+        {k: o.get(k) for k in ("to", "channel", "reason")} for o in options]
+    assert all(o["label"] for o in options)
+    case = await record(store, cid, "closed", who="user", reason="resolved", now=NOW)
+    assert [o["to"] for o in possible_transitions(case)] == ["reopen"]
+    case = await record(store, cid, "reopen", who="staff:ops", now=NOW)      # staff reopen
+    assert case["status"] == "action_taken" and case["history"][-1]["from"] == "closed"
+    with pytest.raises(TransitionRefused):
+        await record(store, cid, "reopen", who="staff:ops", now=NOW)
+
+
+def test_old_cases_without_tracks_are_read_from_their_history():
+    from dialogs.lifecycle import possible_transitions, tracks
+    case = case_in("rejected")
+    assert tracks(case) == {"platform": dict(tracks(case)["platform"], status="rejected")}
+    labels = [o["label"] for o in possible_transitions(case)]
+    assert any("属地网信办" in label for label in labels)            # escalate to the next channel

@@ -76,3 +76,13 @@ def test_objection_and_general_rules_are_never_listed(kb):
 
 def test_out_of_scope_expects_nothing(kb):
     assert expected_measures(kb, "out_of_scope", ["extortion"]) == []
+
+
+def test_general_duties_are_described_but_never_listed(kb):
+    """Art. 27 (internal rules) and the self-media notice's measures describe the platform's work."""
+    assert kb.measures["internal_rules"]["source"] == "WS Art. 27"
+    assert {"selfmedia 5", "selfmedia 9", "selfmedia 10", "selfmedia 11"} <= set(kb.measures["selfmedia_measures"]["source"])
+    for tid in kb.types:
+        for flags in ([], list(kb.flags)):
+            listed = ids(expected_measures(kb, tid, flags))
+            assert "internal_rules" not in listed and "selfmedia_measures" not in listed

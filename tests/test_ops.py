@@ -119,3 +119,34 @@ async def test_purge_with_the_largest_day_count():
     assert (await ops.purge(store, 365, now=NOW, dry_run=True))["removed"] == []
     assert (await ops.purge(store, 365, now=NOW))["removed"] == [c["id"]]
     await store.close()
+
+
+async def test_big_selections_give_the_same_answers_off_the_loop(monkeypatch):
+    store = open_store(None, backend="memory", clock=lambda: NOW)
+    for i in range(12):
+        await store.create({"owner": OWNER, "status": "submitted" if i % 2 else "draft", "type": "rumor",
+                            "platform": "weibo" if i % 3 else "douyin", "created_at": ago(30 - i),
+                            "history": [{"when": ago(20), "to": "submitted", "channel": "platform"}] if i % 2 else []})
+    filters = {"platform": "微博", "overdue": "true"}
+    inline = (await ops.list_cases(store, filters, now=NOW, days=7), await ops.stats(store, {}, now=NOW, days=7),
+              await ops.export_csv(store, {}, now=NOW, days=7))
+    monkeypatch.setattr(ops, "OFF_LOOP_FROM", 0)
+    threaded = (await ops.list_cases(store, filters, now=NOW, days=7), await ops.stats(store, {}, now=NOW, days=7),
+                await ops.export_csv(store, {}, now=NOW, days=7))
+    assert threaded == inline and inline[0]["total"] == 4 and inline[1]["total"] == 12
+    await store.close()
+
+
+async def test_two_staff_changing_one_case_at_once_take_turns(tmp_path):
+    store = open_store(str(tmp_path / "data"), clock=lambda: NOW)  # writes wait for the disk: real interleaving
+    c = await store.create({"owner": OWNER, "status": "submitted",
+                            "history": [{"when": ago(3), "to": "submitted", "channel": "platform"}]})
+    import asyncio
+    results = await asyncio.gather(*(ops.transition(store, c["id"], "accepted", who=w, now=NOW, days=7)
+                                     for w in ("wang", "li")), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["OpsError", "dict"]
+    refused = next(r for r in results if isinstance(r, ops.OpsError))
+    assert refused.status == 409 and refused.details["status_now"] == "accepted"
+    assert [e["to"] for e in (await store.get(c["id"]))["history"]] == ["submitted", "accepted"]
+    assert len(await store.outbox_list(case_id=c["id"])) == 1
+    await store.close()

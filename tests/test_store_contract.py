@@ -59,6 +59,8 @@ def sample_case(owner=ALICE, **extra):
 
 # Every backend the contract runs against (the one list; add new ones here).
 BACKENDS = ["memory", "tinydb", "postgres"]
+# Backends used by one process at a time (claims do not outlive the process).
+SINGLE_PROCESS = {"memory", "tinydb"}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -857,27 +859,32 @@ async def test_outbox_survives_reopen_and_claims_are_released(store, opener, dur
     retried = await store.outbox_add(note(n=3), now=T0)
     await store.outbox_claim(T0, lease_seconds=3600)
     await store.outbox_sent(sent["id"], T0)
-    await store.outbox_retry(retried["id"], T0 + timedelta(minutes=1), "500")
+    await store.outbox_retry(retried["id"], T0 + timedelta(hours=2), "500")
     store = await reopen(store, opener)
-    assert (await store.outbox_get(sent["id"]))["status"] == "sent"
-    assert (await store.outbox_get(retried["id"]))["attempts"] == 1
     got = await store.outbox_get(claimed["id"])
-    if backend == "postgres":  # shared by several workers: a claim stands until its lease runs out
-        assert got["status"] == "claimed" and await store.outbox_claim(T0) == []
-    else:
-        # The embedded store is single-process: a claim by the previous process is void.
+    if backend in SINGLE_PROCESS:
+        # One process per store: a claim by the previous process is void.
         assert got["status"] == "pending" and got["lease_until"] is None
         assert [m["id"] for m in await store.outbox_claim(T0)] == [claimed["id"]]
+    else:
+        # Other workers may be alive: the claim holds until its lease ends.
+        assert got["status"] == "claimed"
+        assert await store.outbox_claim(T0) == []
+        assert [m["id"] for m in await store.outbox_claim(T0 + timedelta(seconds=3600))] == [claimed["id"]]
+    assert (await store.outbox_get(sent["id"]))["status"] == "sent"
+    assert (await store.outbox_get(retried["id"]))["attempts"] == 1
     new = await store.outbox_add(note(n=4), now=T0)
     assert new["id"] > retried["id"]  # ids keep growing across reopen
     assert await store.outbox_counts() == {"pending": 2, "claimed": 1, "sent": 1, "blocked": 0, "parked": 0}
 
 
-async def test_purge_removes_the_cases_outbox(store, clock):
+async def test_purge_removes_the_cases_outbox(store, opener, backend, clock, tmp_path):
     a = await store.create(sample_case())
     b = await store.create(sample_case())
-    ma = await store.outbox_add(note(a["id"], text="案件已办结"), now=T0)
+    ma = await store.outbox_add(note(a["id"], text="您的案件已办结：杭州甲乙丙公司"), now=T0)
     mb = await store.outbox_add(note(b["id"]), now=T0)
+    await store.outbox_claim(T0)
+    await store.outbox_sent(ma["id"], T0)
     await store.update(a["id"], {"status": "closed"})
     clock.advance(days=2)
     assert await store.purge(timedelta(days=1)) == [a["id"]]
@@ -885,6 +892,14 @@ async def test_purge_removes_the_cases_outbox(store, clock):
     assert await store.outbox_list(case_id=a["id"]) == []
     assert [m["id"] for m in await store.outbox_list()] == [mb["id"]]
     assert sum((await store.outbox_counts()).values()) == 1
+    if backend == "memory":
+        return
+    if backend == "tinydb":  # gone from the files too
+        for f in (tmp_path / "data").iterdir():
+            assert "杭州甲乙丙公司".encode() not in f.read_bytes(), f.name
+    store = await reopen(store, opener)
+    assert await store.outbox_get(ma["id"]) is None
+    assert (await store.outbox_counts())["claimed"] == (0 if backend in SINGLE_PROCESS else 1)
 
 
 # -- locks and health --------------------------------------------------------------
@@ -981,3 +996,13 @@ async def test_many_due_reminders_are_copied_in_slices(store, monkeypatch):
     assert ran == ["other", "sweep done"]
     assert len(due) == 1003
     assert [r["due"] for r in due] == sorted(r["due"] for r in due)
+
+
+async def test_huge_ages_mean_since_ever(store, clock):
+    a = await store.create(sample_case())
+    await store.update(a["id"], {"status": "closed"})
+    huge = timedelta(days=999999999)
+    assert await store.list(older_than=huge) == []
+    assert [c["id"] for c in await store.list(newer_than=huge)] == [a["id"]]
+    assert await store.purge(huge) == []
+    assert await store.purge(-huge) == [a["id"]]  # closed before the end of time

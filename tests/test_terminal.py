@@ -20,9 +20,9 @@ def chat(lines, data_dir: Path, *args):
 def test_a_scripted_conversation_reaches_the_plan_and_saves_a_case(tmp_path):
     lines = ["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321",
              "1",                       # the reading is right
-             "否", "否", "否", "否", "否", "否",
-             "青禾食品有限公司", "深圳", "企业自己举报",
-             "保存为案件", "/quit"]
+             "都没有",                  # none of the situations
+             "青禾食品有限公司", "深圳", "1",   # 1 = the plan
+             "举报草稿", "保存为案件", "/quit"]
     run = chat(lines, tmp_path)
     assert run.returncode == 0, run.stderr
     out = run.stdout
@@ -66,13 +66,13 @@ def test_a_second_chat_on_the_same_data_dir_still_talks(tmp_path):
 
 def test_a_saved_case_is_followed_in_a_later_chat(tmp_path):
     first = chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
-                  "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
+                  "都没有", "青禾食品", "深圳", "保存为案件", "/quit"], tmp_path)
     assert "已保存为案件 HQ-" in first.stdout, first.stdout[-2000:]
-    later = chat(["/cases", "1", "我已提交", "1", "WB-2026-001", "没有回应,升级", "我已提交到下一个渠道", "/quit"],
-                 tmp_path)
+    later = chat(["/cases", "1", "我已提交到一个渠道", "1", "WB-2026-001", "平台没有回应,找下一个渠道",
+                  "我已提交到属地网信办", "/quit"], tmp_path)
     out = later.stdout
     assert "您的案件" in out
-    assert '现在是"已提交"' in out
+    assert '现在是"已提交"' in out and "WB-2026-001" in out        # the reference number is shown
     assert '现在是"已升级"' in out and "属地网信办" in out
     assert "Traceback" not in later.stderr
 
@@ -89,12 +89,13 @@ def test_someone_elses_case_number_reveals_nothing(tmp_path):
 
 def test_evidence_is_marked_links_added_and_escalation_confirmed(tmp_path):
     chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
-          "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
+          "都没有", "青禾食品", "深圳", "保存为案件", "/quit"], tmp_path)
     run = chat(["/cases", "1", "补充材料", "举报说明", "https://weibo.com/123/AbCd", "完成",
-                "我已提交", "平台", "WB-001", "没有回应,升级", "我已提交到下一个渠道", "/quit"], tmp_path)
+                "我已提交到一个渠道", "平台", "WB-001", "平台没有回应,找下一个渠道", "我已提交到属地网信办", "/quit"],
+               tmp_path)
     out = run.stdout
     assert "已把链接记进案件" in out
-    assert "还缺 5 项" in out                      # 举报说明 is marked as provided
+    assert "还缺 4 项" in out         # 举报说明 is marked; the link given in the intake counted from the start
     assert "下一步：向属地网信办举报" in out          # the next channel is shown before moving on
     assert '现在是"已升级"' in out
     assert "Traceback" not in run.stderr
@@ -107,8 +108,8 @@ def test_a_reminder_is_shown_when_a_submitted_case_has_had_no_news(tmp_path, mon
     from bot.store import open_store
     from bot import reminders
 
-    chat(["有自媒体说我们公司资金链断裂马上破产", "1", "微博", "暂时没有链接",
-          "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
+    chat(["有自媒体说我们公司资金链断裂马上破产", "1", "微博",
+          "都没有", "青禾食品", "深圳", "保存为案件", "/quit"], tmp_path)
 
     async def submit_long_ago():
         store = open_store(tmp_path)
@@ -131,8 +132,9 @@ def test_a_reminder_is_shown_when_a_submitted_case_has_had_no_news(tmp_path, mon
 
 def test_a_case_with_all_materials_becomes_ready(tmp_path):
     chat(["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1",
-          "否", "否", "否", "否", "否", "否", "青禾食品", "深圳", "企业自己举报", "保存为案件", "/quit"], tmp_path)
-    lines = ["/cases", "1", "补充材料"] + ["1"] * 7 + ["/quit"]     # the seven Art. 5 materials
+          "都没有", "青禾食品", "深圳", "保存为案件", "/quit"], tmp_path)
+    # the six Art. 5 materials; the link (4th) came with the intake; the list keeps its order as items are marked
+    lines = ["/cases", "1", "补充材料", "1", "2", "3", "5", "6", "/quit"]
     run = chat(lines, tmp_path)
     assert "材料都已备齐" in run.stdout
     assert '现在是"材料齐全"' in run.stdout
@@ -150,3 +152,24 @@ def test_a_case_with_all_materials_becomes_ready(tmp_path):
     assert case["status"] == "ready"
     assert [e["to"] for e in case["history"]] == ["draft", "ready"]
     assert all(e["provided"] for e in case["evidence"] if e["required"])
+
+
+def test_a_full_disk_at_save_is_one_sentence_and_the_chat_goes_on(tmp_path):
+    import asyncio
+    import io
+
+    from bot.store import open_store
+    from bot.terminal import run
+    from tests.test_session import FullDisk
+
+    store = FullDisk(open_store(None, backend="memory"))
+    lines = ["有自媒体说我们公司资金链断裂马上破产 https://m.weibo.cn/status/4987654321", "1", "都没有",
+             "青禾食品有限公司", "深圳", "保存为案件", "渠道方案", "/quit"]
+    out = io.StringIO()
+    code = asyncio.run(run(io.StringIO("\n".join(lines) + "\n"), out, store=store, drafts_dir=tmp_path))
+    text = out.getvalue()
+    assert code == 0
+    assert "案件库暂时写不进去" in text                     # one clear sentence
+    assert "已保存为案件" not in text
+    assert text.count("举报渠道") >= 1                    # the conversation went on after it
+    assert "好的，已结束本次咨询" in text

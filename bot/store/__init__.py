@@ -44,6 +44,7 @@ from typing import Any, Optional, Union
 
 from bot.caseid import normalize_case_id
 from bot.store.lock import StoreLocked
+from dialogs.model import StoreError, CaseNotFound, to_iso
 
 __all__ = [
     "CaseStore",
@@ -78,17 +79,6 @@ _CUSTOM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 TimeLike = Union[datetime, str]
 
 
-class StoreError(Exception):
-    """Base class of case store errors."""
-
-
-class CaseNotFound(StoreError, KeyError):
-    """No such case, or it belongs to someone else (indistinguishable)."""
-
-    def __str__(self) -> str:  # KeyError quotes its argument; keep it plain
-        return f"case {self.args[0]} not found" if self.args else "case not found"
-
-
 class CaseExists(StoreError):
     """``create()`` was given an id that is already taken."""
 
@@ -109,18 +99,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def to_iso(value: TimeLike) -> str:
-    """Canonical UTC ISO-8601 string (seconds precision) for a time."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"not an ISO-8601 time: {value!r}") from None
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected datetime or ISO string, got {type(value).__name__}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+def time_before(now: datetime, delta: timedelta) -> datetime:
+    """``now - delta``, clamped to the representable range (a huge age such
+    as ``--older-than 99999999`` days means "since ever", not an error)."""
+    try:
+        return now - delta
+    except OverflowError:
+        edge = datetime.min if delta > timedelta(0) else datetime.max
+        return edge.replace(tzinfo=timezone.utc)
 
 
 def owner_key(owner: Any) -> str:
@@ -195,7 +181,7 @@ def prepare_filters(status: Any, filters: dict, now: datetime) -> dict:
             if value is None:
                 continue
             if isinstance(value, timedelta):
-                value = now - value
+                value = time_before(now, value)
             out[key] = to_iso(value)
         elif key in ("id", "history", "reminders", "owner"):
             raise ValueError(f"cannot filter on {key!r}")

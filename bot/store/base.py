@@ -31,6 +31,7 @@ from bot.store import (
     owner_key,
     prepare_filters,
     sort_key,
+    time_before,
     to_iso,
     utcnow,
 )
@@ -326,7 +327,7 @@ class CaseStore(ABC):
         cases are never purged.  Returns the removed ids, sorted."""
         self._check_open()
         if isinstance(closed_before, timedelta):
-            closed_before = self._clock() - closed_before
+            closed_before = time_before(self._clock(), closed_before)
         cutoff = to_iso(closed_before)
 
         def write() -> list:

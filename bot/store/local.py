@@ -377,8 +377,12 @@ class LocalStore(CaseStore):
                 msgs = [self._outbox[mid] for mid in self._ob_case.get(case_id, ())]
             else:
                 msgs = list(self._outbox.values())
-        out = []
-        for m in msgs:
+        out: list = []
+        started = time.perf_counter()
+        for i, m in enumerate(msgs):
+            if i % _CHUNK == 0 and time.perf_counter() - started > _SLICE:
+                await asyncio.sleep(0)  # a long list: let others run
+                started = time.perf_counter()
             if status is None or m["status"] == status:
                 out.append(clone_json(m))
                 if limit is not None and len(out) >= limit:

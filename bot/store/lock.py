@@ -26,8 +26,9 @@ class StoreLocked(RuntimeError):
     def __init__(self, data_dir: str, pid: Optional[int]):
         self.data_dir = data_dir
         self.pid = pid
-        who = f"pid {pid}" if pid else "pid 未知"
-        super().__init__(f"数据目录 {data_dir} 已被另一个 huqi 进程使用 ({who})")
+        from bot import texts
+        who = f"pid {pid}" if pid else texts.text("pid_unknown")
+        super().__init__(texts.text("store_locked_by", data_dir=data_dir, who=who))
 
 
 class DirLock:

@@ -28,6 +28,13 @@ So:
   with ``{"begin":N}``, the last entry before it, and entries are numbered
   without gaps: a log that does not continue where the snapshot ends (a
   missing ``cases.json``) is refused rather than opened with cases missing.
+* Group commit: writes queue for one writer thread, which runs them in
+  order (each applied in memory as soon as its line is written, so the next
+  sees it), then fsyncs once for the whole batch and only then tells their
+  callers.  Under load many writes share one fsync; a lone write pays one.
+  Readers may see a write a moment before its caller hears "done" (never a
+  write that then fails, unless the fsync itself fails, which stops the
+  store: restart huqi).
 * Opening loads the snapshot ``cases.json`` and replays the log.  A torn or
   garbled *last* line (a crash in the middle of a write, which was therefore
   never acknowledged) is cut off by truncating the file to the last good
@@ -71,6 +78,7 @@ from tinydb.table import Table
 
 from bot.store import (
     CLOSED,
+    StoreClosed,
     StoreCorrupt,
     StoreError,
     clone_json,
@@ -107,6 +115,8 @@ IX_FIELDS = (
 )
 _INTERNED = frozenset({"status", "type", "subtype", "platform", "province"})
 _SCALARS = (str, int, float, bool)
+#: Most writes that share one fsync.
+_GROUP_MAX = 256
 #: Background snapshots: bytes written+flushed per chunk, and the pause
 #: between chunks (100k cases = 150 MB -> a few seconds in the background).
 _BG_CHUNK = 512 << 10
@@ -183,6 +193,15 @@ def _entry(op: str, cid: str, blob: Optional[bytes], table: str = "cases") -> by
     if blob is None:
         return head + b"}"
     return head + b',"doc":' + blob + b"}"
+
+
+def _settle(fut: asyncio.Future, result: Any, exc: Optional[BaseException]) -> None:
+    if fut.cancelled():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
 
 
 # --------------------------------------------------------------------------
@@ -475,6 +494,7 @@ class LoggedTinyDBStore(LocalStore):
             self._fd: Optional[int] = None
             self._log_size = 0
             self._log_base = 0  # size of the live log's header line
+            self._dirty = False  # written to the log but not yet fsync'd
             self._log_entries = 0  # entries not yet in a snapshot
             self._broken: Optional[str] = None
             self._compactor: Optional[threading.Thread] = None
@@ -485,6 +505,9 @@ class LoggedTinyDBStore(LocalStore):
             # One writer thread: fsync never blocks the event loop, and
             # writes run strictly one after another.
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="huqi-store")
+            self._qlock = threading.Lock()
+            self._queue: list = []  # (fn, future, loop) waiting for the writer
+            self._draining = False
         except BaseException:
             if self._fd is not None:
                 os.close(self._fd)
@@ -592,7 +615,9 @@ class LoggedTinyDBStore(LocalStore):
                     break
                 raise StoreCorrupt(f"{path}: damaged entry at byte {pos}") from None
             if "begin" in rec:
-                if pos or seq > self._seq:  # entries up to `seq` should be loaded by now
+                if pos:
+                    raise StoreCorrupt(f"{path}: misplaced log header at byte {pos}")
+                if seq > self._seq:  # entries up to `seq` should be loaded by now
                     raise self._gap(path, seq, pos)
             elif seq > self._seq:
                 if seq != self._seq + 1:
@@ -600,6 +625,8 @@ class LoggedTinyDBStore(LocalStore):
                 self._apply_entry(rec, path, pos)
                 self._seq = seq
                 applied += 1
+            elif seq > self._snap_seq:
+                raise StoreCorrupt(f"{path}: entry seq {seq} out of order at byte {pos}")
             pos = nl + 1
         if cut is not None:
             if not tail:
@@ -693,8 +720,64 @@ class LoggedTinyDBStore(LocalStore):
             hits = self._ix_table.search(Query().status == CLOSED)
         return [d.doc_id for d in hits if closed_time(d) < cutoff_iso]
 
+    async def _write(self, fn: Callable[[], Any]) -> Any:
+        # No asyncio lock: the one writer thread runs writes one after
+        # another, and queued writes share an fsync (group commit).
+        self._check_open()
+        return await self._run_write(fn)
+
     async def _run_write(self, fn: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        """Queue ``fn`` for the writer thread; resolves once what it wrote
+        is on disk."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._qlock:
+            self._queue.append((fn, fut, loop))
+            start, self._draining = not self._draining, True
+        if start:
+            try:
+                self._pool.submit(self._drain)
+            except RuntimeError:  # the writer has shut down: the store is closing
+                with self._qlock:
+                    self._queue = [q for q in self._queue if q[1] is not fut]
+                    self._draining = False
+                raise StoreClosed("the case store is closed") from None
+        return await fut
+
+    def _drain(self) -> None:
+        """Writer thread: run the queued writes in order, then one fsync for
+        all of them, then tell their callers.  Each write sees the ones
+        before it (they are applied in memory when written); no caller hears
+        "done" before its write is durable."""
+        while True:
+            with self._qlock:
+                batch, self._queue = self._queue[:_GROUP_MAX], self._queue[_GROUP_MAX:]
+                if not batch:
+                    self._draining = False
+                    return
+            outcomes = []
+            for fn, fut, loop in batch:
+                try:
+                    outcomes.append((fut, loop, fn(), None))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    outcomes.append((fut, loop, None, exc))
+            try:
+                self._sync()
+            except OSError as exc:
+                self._broken = "the case log could not be synced to disk; restart huqi"
+                err = StoreError(f"could not write the case log: {exc.strerror or exc}")
+                outcomes = [(f, lp, None, e or err) for f, lp, _, e in outcomes]
+            for fut, loop, result, exc in outcomes:
+                try:
+                    loop.call_soon_threadsafe(_settle, fut, result, exc)
+                except RuntimeError:  # the loop is gone: nobody is waiting
+                    pass
+
+    def _sync(self) -> None:
+        if self._dirty:
+            with self._io:
+                os.fsync(self._fd)
+            self._dirty = False
 
     def _commit(self, ops: list) -> None:
         """Log ``ops`` as one line, fsync, then apply them in memory."""
@@ -724,7 +807,7 @@ class LoggedTinyDBStore(LocalStore):
             line = b'{"seq":%d,' % seq + entries[0][1:] + b"\n"
         else:
             line = b'{"seq":%d,"op":"batch","ops":[' % seq + b",".join(entries) + b"]}\n"
-        self._append(line)
+        self._append(line, sync=False)
         self._seq = seq
         with self._mem:
             for op, cid, value in prepared:
@@ -738,7 +821,9 @@ class LoggedTinyDBStore(LocalStore):
         if self._log_entries >= self._compact_every or self._log_size >= self._compact_bytes:
             self._start_compaction()
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: bytes, sync: bool = True) -> None:
+        """Write ``data`` to the log; fsync now, or (``sync=False``) leave
+        it to :meth:`_sync` once the batch is written."""
         start = self._log_size
         try:
             with self._io:
@@ -746,7 +831,10 @@ class LoggedTinyDBStore(LocalStore):
                 while view:
                     written = os.write(self._fd, view)
                     view = view[written:]
-                os.fsync(self._fd)
+                if sync:
+                    os.fsync(self._fd)
+                else:
+                    self._dirty = True
         except OSError as exc:
             try:  # take back a partial line so the next write starts clean
                 os.ftruncate(self._fd, start)
@@ -770,6 +858,7 @@ class LoggedTinyDBStore(LocalStore):
                 "outbox_next": self._ob_next,
             }
         cut = self._seq
+        self._sync()  # the batch so far goes out with the old log
         if self._log_size > self._log_base:
             segment = f"{self._log_path}.{cut}"
             os.rename(self._log_path, segment)
