@@ -9,7 +9,9 @@ and /faq, whose replies differ); the fake records the replies: round trips
 per second, p50/p99 from sending to the reply's last message, messages lost
 and messages out of order within a chat (both must be 0).  Beside it, case
 writes per second (``append_event`` from 32 concurrent tasks) against the
-PostgreSQL store and the embedded TinyDB store on the same machine.
+PostgreSQL store and the embedded TinyDB store on the same machine, and the
+CPU each round trip costs the workers and the server (steadier than rates
+when the machine is shared; the load average is printed too).
 
 The harness (fake API recorder, calibration, load, figures) is
 bench/telegram.py's.
@@ -44,6 +46,32 @@ WRITERS = 32
 WRITES = 3000
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def server_cpu(cluster: Cluster) -> float:
+    """CPU of the PostgreSQL server: the postmaster and its children."""
+    try:
+        master = int(Path(cluster.datadir, "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = cpu_seconds(master)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+                    total += cpu_seconds(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
 async def bench_workers(fake: Recorder, cluster: Cluster, n_workers: int, sizes: list[int], tmp: Path) -> dict:
     from bot.store.migrations import migrate
 
@@ -74,7 +102,13 @@ async def bench_workers(fake: Recorder, cluster: Cluster, n_workers: int, sizes:
 
             shape = await calibrate(fake, send, 99)
             for n in sizes:
-                out[n] = await run_load(fake, send, n, MESSAGES_PER_USER, shape)
+                workers0, server0 = sum(cpu_seconds(p.pid) for p in procs), server_cpu(cluster)
+                out[n] = r = await run_load(fake, send, n, MESSAGES_PER_USER, shape)
+                trips = max(1, n * MESSAGES_PER_USER - r["lost"])
+                # CPU per round trip: steadier than rates on a shared machine.
+                r["worker_cpu_ms_per_round_trip"] = round(
+                    1000 * (sum(cpu_seconds(p.pid) for p in procs) - workers0) / trips, 2)
+                r["pg_cpu_ms_per_round_trip"] = round(1000 * (server_cpu(cluster) - server0) / trips, 2)
         return out
     finally:
         await asyncio.gather(*(stop(p) for p in procs))
@@ -130,6 +164,9 @@ async def main(quick: bool) -> dict:
         round_trips_per_s=[runs[n][200]["round_trips_per_s"] for n in worker_counts],
         p50_ms=[runs[n][200]["p50_ms"] for n in worker_counts],
         p99_ms=[runs[n][200]["p99_ms"] for n in worker_counts],
+        worker_cpu_ms_per_round_trip=[runs[n][200]["worker_cpu_ms_per_round_trip"] for n in worker_counts],
+        pg_cpu_ms_per_round_trip=[runs[n][200]["pg_cpu_ms_per_round_trip"] for n in worker_counts],
+        load_average=[round(x, 1) for x in os.getloadavg()],
         lost=sum(r["lost"] for by_size in runs.values() for r in by_size.values()),
         reordered=sum(r["reordered"] for by_size in runs.values() for r in by_size.values()),
         scaling_1_to_2=round(runs[2][200]["round_trips_per_s"] / max(0.1, runs[1][200]["round_trips_per_s"]), 2),

@@ -22,6 +22,8 @@ import os
 import sys
 from pathlib import Path
 
+from bot import texts
+
 __all__ = ["register", "copy_store"]
 
 EXIT_USAGE = 2
@@ -32,7 +34,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add ``huqi db ...`` to the ``huqi`` command's subparsers."""
     db = subparsers.add_parser(
         "db", help="PostgreSQL: migrate the schema, copy an embedded store into it",
-        description="PostgreSQL 数据库工具 / database tools (HUQI_DATABASE_URL).")
+        description=texts.text("db_cli_description"))
     sub = db.add_subparsers(dest="db_command", metavar="{migrate,copy}")
 
     p = sub.add_parser("migrate", help="create or upgrade the schema to this version of huqi")
@@ -69,9 +71,9 @@ def _run(coro) -> int:
 def _url(given) -> str:
     url = given or os.environ.get("HUQI_DATABASE_URL")
     if not url:
-        raise _Fail("没有数据库地址 / no database: give --url/--to or set HUQI_DATABASE_URL", EXIT_USAGE)
+        raise _Fail(texts.text("db_no_url"), EXIT_USAGE)
     if not url.startswith(("postgresql://", "postgres://")):
-        raise _Fail("数据库地址应以 postgresql:// 开头 / the database URL must start with postgresql://", EXIT_USAGE)
+        raise _Fail(texts.text("db_bad_url"), EXIT_USAGE)
     return url
 
 
@@ -86,13 +88,12 @@ async def _migrate(args) -> int:
         raise _Fail(str(e)) from None
     except Exception as e:  # psycopg errors: unreachable, no rights, ...
         if type(e).__module__.startswith("psycopg"):
-            raise _Fail(f"无法迁移数据库 / cannot migrate {safe_url(url)}: {_line(e)}") from None
+            raise _Fail(texts.text("db_migrate_failed", url=safe_url(url), error=_line(e))) from None
         raise
     if applied:
-        print(f"数据库结构已升级到第 {LATEST} 版 / schema migrated to version {LATEST} "
-              f"(applied {', '.join(map(str, applied))})")
+        print(texts.text("db_migrated", version=LATEST, applied=", ".join(map(str, applied))))
     else:
-        print(f"数据库结构已是第 {LATEST} 版 / schema already at version {LATEST}")
+        print(texts.text("db_up_to_date", version=LATEST))
     return 0
 
 
@@ -102,32 +103,28 @@ async def _copy(args) -> int:
     url = _url(args.url)
     src = args.src or os.environ.get("HUQI_DATA_DIR")
     if not src:
-        raise _Fail("没有数据目录 / no data directory: give --from or set HUQI_DATA_DIR", EXIT_USAGE)
+        raise _Fail(texts.text("db_no_dir_given"), EXIT_USAGE)
     if not Path(src).is_dir():
-        raise _Fail(f"数据目录不存在 / no such data directory: {src}", EXIT_USAGE)
+        raise _Fail(texts.text("db_no_dir", path=src), EXIT_USAGE)
     try:
         source = open_store(src, backend="tinydb")
     except StoreLocked as e:
-        raise _Fail(f"数据目录正被另一个 huqi 进程使用 (pid {e.pid or '?'})，请先停止它再复制。\n"
-                    f"{src} is in use by another huqi process; stop it first.") from None
+        raise _Fail(texts.text("db_dir_locked", pid=e.pid or "?", path=src)) from None
     except (StoreError, OSError) as e:
-        raise _Fail(f"无法打开数据目录 / cannot open {src}: {e}") from None
+        raise _Fail(texts.text("db_dir_unreadable", path=src, error=e)) from None
     try:
         target = open_store(None, backend="postgres", url=url)
         try:
             counts = await copy_store(source, target)
         except StoreError as e:
-            raise _Fail(f"复制中断 / copy stopped: {e}\n已复制的不会重复，修复后再运行一次即可 / "
-                        "what was copied stays; run it again once fixed.") from None
+            raise _Fail(texts.text("db_copy_stopped", error=e)) from None
         finally:
             await target.close()
     finally:
         await source.close()
-    labels = {"cases": "案件 / cases", "states": "对话状态 / conversation states",
-              "outbox": "通知 / outbox messages", "retired": "已用过的案件编号 / retired case numbers"}
-    for key, label in labels.items():
+    for key in ("cases", "states", "outbox", "retired"):
         copied, present = counts[key]
-        print(f"{label}: {copied} copied, {present} already there")
+        print(texts.text("db_copy_count", label=texts.text(f"db_label_{key}"), copied=copied, present=present))
     return 0
 
 

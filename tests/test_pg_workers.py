@@ -140,6 +140,23 @@ async def test_two_workers_fifty_users_in_order_and_a_worker_killed_mid_turn(fak
             wrong = [uid for uid in users if fake.replies.get(uid) != flat]
             assert not wrong, f"{len(wrong)} chats lost, doubled or reordered replies, e.g. {wrong[:3]}"
 
+            # Notifications queued while both run: each sent by exactly one worker's sender.
+            from bot.outbox import enqueue
+
+            store = open_store(None, backend="postgres", url=env["HUQI_DATABASE_URL"])
+            try:
+                for n in range(60):
+                    await enqueue(store, kind="message", owner={"messenger": "telegram", "user_id": str(3000 + n % 30)},
+                                  text=f"notice-{n}")
+                async with asyncio.timeout(60):
+                    while (await store.outbox_counts())["sent"] < 60:
+                        await asyncio.sleep(0.2)
+                await asyncio.sleep(2)  # a few more sender ticks on both workers
+            finally:
+                await store.close()
+            delivered = [t for chat in range(3000, 3030) for t in fake.replies.get(chat, [])]
+            assert sorted(delivered) == sorted(f"notice-{n}" for n in range(60))
+
             # A worker killed mid-turn: the reply is in flight when a dies.
             victim = 777
             assert await post(http, b, dict(text_update(victim, "/start"), update_id=next(ids))) == 200
@@ -168,7 +185,7 @@ async def test_two_workers_fifty_users_in_order_and_a_worker_killed_mid_turn(fak
             await w.stop()
     store = open_store(None, backend="postgres", url=env["HUQI_DATABASE_URL"])
     try:
-        assert await store.count_states() == USERS + 2
+        assert await store.count_states() == USERS + 2 + 30  # the notified chats have a state too
         victim_state = await store.get_state(f"telegram:{victim}")
         other = await store.get_state(f"telegram:{users[1]}")  # the same script, no kill
         assert victim_state["state"]["step"] == other["state"]["step"]

@@ -178,7 +178,7 @@ class PostgresStore(CaseStore):
             async with self._pool.connection(timeout=timeout) as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout, psycopg.InterfaceError) as e:
-            raise StoreError(f"数据库不可用 ({safe_url(self.url)}): {type(e).__name__}") from e
+            raise StoreError(_unavailable(self.url, e)) from e
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Any]:
@@ -744,7 +744,7 @@ class PostgresStore(CaseStore):
             async with self._lock_pool.connection(timeout=timeout) as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout, psycopg.InterfaceError) as e:
-            raise StoreError(f"数据库不可用 ({safe_url(self.url)}): {type(e).__name__}") from e
+            raise StoreError(_unavailable(self.url, e)) from e
 
     async def ping(self) -> None:
         self._check_open()
@@ -838,6 +838,12 @@ async def _upsert_reminder(conn, cid: str, owner: dict, rem: dict) -> None:
         " data = excluded.data",
         (cid, rem["kind"], rem["due"], owner_key(owner), _dumps(rem)),
     )
+
+
+def _unavailable(url: str, exc: BaseException) -> str:
+    from bot import texts
+
+    return texts.text("db_unavailable", url=safe_url(url), error=type(exc).__name__)
 
 
 def _env_seconds(name: str, default: float) -> float:

@@ -101,16 +101,18 @@ async def migrate(url: str, target: Optional[int] = None) -> list[int]:
 
 
 def _newer(version: int) -> str:
-    return f"数据库结构是第 {version} 版，比本程序（第 {LATEST} 版）新：请升级 huqi"
+    from bot import texts
+
+    return texts.text("schema_newer", version=version, latest=LATEST)
 
 
 async def check_conn(conn) -> int:
     """Raise :class:`SchemaOutdated` unless the schema is at :data:`LATEST`."""
     version = await schema_version(conn)
     if version < LATEST:
-        raise SchemaOutdated(
-            f"数据库结构是第 {version} 版，本程序需要第 {LATEST} 版：请先运行 huqi db migrate"
-        )
+        from bot import texts
+
+        raise SchemaOutdated(texts.text("schema_outdated", version=version, latest=LATEST))
     if version > LATEST:
         raise SchemaOutdated(_newer(version))
     return version
@@ -126,7 +128,9 @@ async def check_schema(url: str) -> int:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10) as conn:
             return await check_conn(conn)
     except psycopg.Error as e:
-        raise StoreError(f"无法连接数据库 {safe_url(url)}: {_first_line(e)}") from None
+        from bot import texts
+
+        raise StoreError(texts.text("db_connect_failed", url=safe_url(url), error=_first_line(e))) from None
 
 
 def _first_line(exc: BaseException) -> str:
