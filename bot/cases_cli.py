@@ -35,6 +35,7 @@ import re
 import sys
 import unicodedata
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
@@ -47,11 +48,28 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 WHO = "operator"
 MAX_DAYS = 100_000  # bot.ops.MAX_DAYS (not imported here: ops imports this module)
+DATA_FILE = Path(__file__).parent / "data" / "cli.yaml"
 
 
 def utcnow() -> datetime:
     """The CLI's clock (tests replace it)."""
     return datetime.now(timezone.utc)
+
+
+@lru_cache(maxsize=1)
+def texts() -> dict:
+    """The operator-facing texts (data/cli.yaml)."""
+    import yaml
+    with open(DATA_FILE, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _t(key: str, **values: Any) -> Any:
+    """The text at a dotted ``key`` of cli.yaml, its placeholders filled when ``values`` are given."""
+    node: Any = texts()
+    for part in key.split("."):
+        node = node[part]
+    return node.format(**values) if values else node
 
 
 # --------------------------------------------------------------------------
@@ -104,7 +122,7 @@ def _one_line(value: Any) -> str:
 def _time(value: Any) -> str:
     from bot.ops import local_time
     t = local_time(value)
-    return f"{t} 北京时间" if t else ""
+    return _t("local_time", time=t) if t else ""
 
 
 def _event_line(ev: dict) -> str:
@@ -114,17 +132,17 @@ def _event_line(ev: dict) -> str:
     if ev.get("to"):
         parts.append(f"{ev.get('from_label') or '?'} → {ev.get('to_label')}")
     if ev.get("channel_label"):
-        parts.append(f"渠道 channel: {ev['channel_label']}")
+        parts.append(_t("event.channel", value=ev["channel_label"]))
     if ev.get("ref"):
-        parts.append(f"编号 ref: {ev['ref']}")
+        parts.append(_t("event.ref", value=ev["ref"]))
     if ev.get("outcome_label"):
-        parts.append(f"结果 outcome: {ev['outcome_label']}")
+        parts.append(_t("event.outcome", value=ev["outcome_label"]))
     if ev.get("reason_label"):
-        parts.append(f"原因 reason: {_one_line(ev['reason_label'])}")
+        parts.append(_t("event.reason", value=_one_line(ev["reason_label"])))
     if ev.get("note"):
-        parts.append(f"备注 note: {_one_line(ev['note'])}")
+        parts.append(_t("event.note", value=_one_line(ev["note"])))
     if ev.get("message"):
-        parts.append(f"留言 message: {_one_line(ev['message'])}")
+        parts.append(_t("event.message", value=_one_line(ev["message"])))
     return "  ".join(parts)
 
 
@@ -136,21 +154,21 @@ def _days_arg(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"天数应为整数 / days must be a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(_t("errors.days_not_int", value=repr(text))) from None
     if n < 0:
-        raise argparse.ArgumentTypeError(f"天数不能为负 / days cannot be negative: {n}")
+        raise argparse.ArgumentTypeError(_t("errors.days_negative", n=n))
     if n > MAX_DAYS:
-        raise argparse.ArgumentTypeError(f"天数最多 {MAX_DAYS} / days must be at most {MAX_DAYS}: {n}")
+        raise argparse.ArgumentTypeError(_t("errors.days_too_many", max=MAX_DAYS, n=n))
     return n
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", action="append", metavar="STATUS",
                    help="status id or Chinese label (repeatable, or comma-separated)")
-    p.add_argument("--type", action="append", help="type id or title, e.g. rumor, 谣言性信息")
+    p.add_argument("--type", action="append", help=_t("help.type"))
     p.add_argument("--subtype", action="append", help="sub-type id, e.g. rumor.fabricated_violation")
-    p.add_argument("--platform", action="append", help="platform id or name, e.g. 小红书, weibo")
-    p.add_argument("--province", action="append", help="province id or name, e.g. 上海, guangdong")
+    p.add_argument("--platform", action="append", help=_t("help.platform"))
+    p.add_argument("--province", action="append", help=_t("help.province"))
     p.add_argument("--messenger", action="append", help="where the owner talks to huqi: telegram, terminal, web")
     p.add_argument("--search", metavar="TEXT", help="case number or enterprise name contains TEXT")
     over = p.add_mutually_exclusive_group()
@@ -174,8 +192,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add ``huqi cases ...`` to the ``huqi`` command's subparsers."""
     cases = subparsers.add_parser(
         "cases", help="operator tools: list, show, set-status, export, package, purge cases",
-        description="案件运维工具 / operator tools for the case store (HUQI_DATA_DIR). "
-                    "While huqi serve runs they go through its API (HUQI_API_TOKEN).")
+        description=_t("help.cases"))
     sub = cases.add_subparsers(dest="cases_command", metavar="{list,show,set-status,export,package,purge}")
 
     p = sub.add_parser("list", help="list cases as a table")
@@ -190,7 +207,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     p = sub.add_parser("set-status", help="change a case's status (checked against the lifecycle)")
     p.add_argument("case_id", metavar="ID")
-    p.add_argument("status", metavar="STATUS", help="status id or Chinese label, e.g. accepted / 已受理")
+    p.add_argument("status", metavar="STATUS", help=_t("help.status"))
     p.add_argument("--note", help="free-text note for the history")
     p.add_argument("--channel", help="platform|province|central|police|court (for submitted/escalated)")
     p.add_argument("--ref", help="reference number given by the channel")
@@ -327,12 +344,12 @@ def _command(fn: Callable, local_only: bool = False) -> Callable[[argparse.Names
             return EXIT_STORE
         except OpsError as e:
             if e.code == "not_found":
-                _err(f"{e.message}\n没有这个案件 / no such case: {_one_line(getattr(args, 'case_id', ''))}")
+                _err(_t("errors.no_such_case", message=e.message, case_id=_one_line(getattr(args, "case_id", ""))))
             elif e.status in (401, 403, 404) and e.code in ("unauthorized", "forbidden", "api_off"):
                 _err(f"{e.message}\n{_token_hint()}")
                 return EXIT_STORE
             elif e.status >= 500:
-                _err(f"服务出错 / the service failed: {e.message}")
+                _err(_t("errors.service_failed", message=e.message))
                 return EXIT_STORE
             else:
                 _err(e.message)
@@ -341,8 +358,7 @@ def _command(fn: Callable, local_only: bool = False) -> Callable[[argparse.Names
 
 
 def _token_hint() -> str:
-    return ("请把 HUQI_API_TOKEN(或 HUQI_API_TOKENS 里一个 operator 令牌)设为 huqi serve 使用的令牌 / "
-            "set HUQI_API_TOKEN (or an operator token in HUQI_API_TOKENS) to a token huqi serve accepts")
+    return _t("errors.token_hint")
 
 
 async def _with_backend(fn: Callable, args: argparse.Namespace, local_only: bool) -> int:
@@ -352,38 +368,34 @@ async def _with_backend(fn: Callable, args: argparse.Namespace, local_only: bool
     settings = load_settings_lenient()
     directory = Path(settings.data_dir)
     if not settings.database_url and not directory.is_dir():  # PostgreSQL: no directory needed
-        raise _Unavailable(f"数据目录不存在 / the data directory does not exist: {directory} "
-                           "(设置 HUQI_DATA_DIR / set HUQI_DATA_DIR)")
+        raise _Unavailable(_t("errors.no_data_dir", directory=directory))
     try:
         store = open_store(str(directory), clock=utcnow)
     except StoreLocked as e:
         pid = f"pid {e.pid}" if e.pid else "pid ?"
         if local_only:
-            raise _Unavailable(f"案件库正被另一个 huqi 进程使用({pid});这个命令需要独占案件库,请先停止 huqi serve。\n"
-                               f"The case store {directory} is in use by another huqi process ({pid}); "
-                               "this command needs the store itself: stop huqi serve first.") from None
+            raise _Unavailable(_t("errors.store_needed", pid=pid, directory=directory)) from None
         try:
             settings = load_settings()
         except SettingsError as se:
-            raise _Unavailable(f"设置有误 / bad setting: {se}") from None
+            raise _Unavailable(_t("errors.bad_setting", error=se)) from None
         token = settings.cli_token()
         if not token and fn is not _set_status and settings.api_tokens:
             token = settings.api_tokens[0].token  # a viewer's token is enough to read
         if not token:
-            raise _Unavailable(f"案件库正被另一个 huqi 进程使用({pid})。要通过它的接口操作,{_token_hint()}。\n"
-                               f"The case store {directory} is in use by another huqi process ({pid}).") from None
+            raise _Unavailable(_t("errors.store_in_use", pid=pid, hint=_token_hint(), directory=directory)) from None
         return await _remote(fn, args, settings, token, pid)
     except (StoreError, OSError) as e:
-        raise _Unavailable(f"无法打开案件库 / cannot open the case store {directory}: {e}") from None
+        raise _Unavailable(_t("errors.cannot_open", directory=directory, error=e)) from None
     try:
         return await fn(_Local(store, settings), args)
     except (StoreError, OSError) as e:
-        raise _Unavailable(f"案件库出错 / case store error in {directory}: {e}") from None
+        raise _Unavailable(_t("errors.store_error", directory=directory, error=e)) from None
     finally:
         try:
             await store.close()
         except (StoreError, OSError) as e:  # the change itself is already durable
-            _err(f"关闭案件库时出错 / error closing the case store: {e}")
+            _err(_t("errors.closing", error=e))
 
 
 async def _remote(fn: Callable, args, settings, token: str, pid: str) -> int:
@@ -393,11 +405,7 @@ async def _remote(fn: Callable, args, settings, token: str, pid: str) -> int:
         async with ApiClient(settings.api_base, token) as client:
             return await fn(_Remote(client), args)
     except ApiUnreachable:
-        raise _Unavailable(
-            f"案件库正被另一个 huqi 进程使用({pid}),但 {settings.api_base} 上没有 huqi serve 的接口应答。"
-            "请检查 HUQI_HTTP_HOST / HUQI_HTTP_PORT。\n"
-            f"The case store is in use ({pid}) and no huqi serve API answers at {settings.api_base}: "
-            "check HUQI_HTTP_HOST / HUQI_HTTP_PORT.") from None
+        raise _Unavailable(_t("errors.api_unreachable", pid=pid, api_base=settings.api_base)) from None
 
 
 # -- list -------------------------------------------------------------------
@@ -406,10 +414,9 @@ async def _remote(fn: Callable, args, settings, token: str, pid: str) -> int:
 async def _list(backend, args) -> int:
     cases = await backend.list(_filters(args), args.sort)
     if not cases:
-        print("没有符合条件的案件 / no cases match")
+        print(_t("list.none"))
         return 0
-    header = ["ID", "状态 status", "类型 type", "平台 platform", "省份 province", "天 age", "跟进 due",
-              "企业 enterprise"]
+    header = list(_t("list.header"))
     rows = []
     for c in cases:
         due = _time(c.get("due_at"))[:10]
@@ -426,7 +433,7 @@ async def _list(backend, args) -> int:
     widths = [max(_width(r[i]) for r in rows + [header]) for i in range(len(header))]
     for r in [header] + rows:
         print("  ".join(_pad(cell, w) for cell, w in zip(r, widths)).rstrip())
-    print(f"共 {len(cases)} 个案件 / {len(cases)} case(s)")
+    print(_t("list.total", n=len(cases)))
     return 0
 
 
@@ -444,30 +451,30 @@ async def _show(backend, args) -> int:
         if value not in (None, "", []):
             out.append(f"{label}: {value}")
 
-    out.append(f"案件 Case {c.get('id')}")
+    out.append(_t("show.case", id=c.get("id")))
     st = lc.statuses.get(c.get("status") or "")
-    line("状态 Status", f"{st.label} ({st.id}) — {st.meaning}" if st else c.get("status"))
+    line(_t("show.status"), f"{st.label} ({st.id}) — {st.meaning}" if st else c.get("status"))
     age = c.get("age_days")
-    line("建立 Created", f"{_time(c.get('created_at'))} ({'?' if age is None else age} 天前 days ago)")
-    line("更新 Updated", _time(c.get("updated_at")))
-    line("结案 Closed", _time(c.get("closed_at")))
-    line("来源 Via", c.get("messenger"))
-    line("企业 Enterprise", c.get("enterprise"))
+    line(_t("show.created"), _t("show.created_value", time=_time(c.get("created_at")), age="?" if age is None else age))
+    line(_t("show.updated"), _time(c.get("updated_at")))
+    line(_t("show.closed"), _time(c.get("closed_at")))
+    line(_t("show.via"), c.get("messenger"))
+    line(_t("show.enterprise"), c.get("enterprise"))
     role = c.get("reporter_role")
-    line("举报人 Reporter", {"self": "企业本身 self", "agent": "代理人 agent"}.get(role, role))
-    line("类型 Type", " / ".join(str(x) for x in (c.get("type"), c.get("subtype")) if x))
-    line("情形 Flags", ", ".join(c.get("flags") or []))
-    line("平台 Platform", c.get("platform_label"))
-    line("省份 Province", c.get("province_label"))
-    line("当前渠道 Channel", c.get("channel_label"))
+    line(_t("show.reporter"), _t("show.reporter_roles").get(role, role))
+    line(_t("show.type"), " / ".join(str(x) for x in (c.get("type"), c.get("subtype")) if x))
+    line(_t("show.flags"), ", ".join(c.get("flags") or []))
+    line(_t("show.platform"), c.get("platform_label"))
+    line(_t("show.province"), c.get("province_label"))
+    line(_t("show.channel"), c.get("channel_label"))
     if c.get("links"):
-        out.append("链接 Links:")
+        out.append(_t("show.links"))
         out.extend(f"  - {link}" for link in c["links"])
     if c.get("description"):
-        out.append("描述 Description:")
+        out.append(_t("show.description"))
         out.extend(f"  {ln}" for ln in c["description"].splitlines() if ln.strip())
     if c.get("plan"):
-        out.append("渠道方案 Plan:")
+        out.append(_t("show.plan"))
         for n, s in enumerate(c["plan"], 1):
             extra = [str(s["kind"])] if s.get("kind") and s["kind"] != "do" else []
             if s.get("if"):
@@ -477,35 +484,35 @@ async def _show(backend, args) -> int:
     evidence = c.get("evidence") or []
     if evidence:
         have = sum(1 for e in evidence if e.get("provided"))
-        out.append(f"材料 Evidence ({have}/{len(evidence)} provided):")
+        out.append(_t("show.evidence", have=have, total=len(evidence)))
         for e in evidence:
             mark = "✓" if e.get("provided") else ("✗" if e.get("required", True) else "·")
-            opt = "" if e.get("required", True) else " (可选 optional)"
+            opt = "" if e.get("required", True) else _t("show.optional")
             out.append(f"  {mark} {e.get('title')}{opt}")
     files = c.get("files") or []
     if files:
-        out.append(f"附件 Attachments: {len(files)}")
+        out.append(_t("show.attachments", n=len(files)))
         for f in files:
             extra = [x for x in (f"{f['size']} B" if f.get("size") is not None else "",
                                  f"sha256 {f['sha256'][:16]}…" if f.get("sha256") else "",
                                  _time(f.get("received_at"))) if x]
             out.append(f"  - {f.get('name')}" + (f"  ({', '.join(extra)})" if extra else ""))
     for r in c.get("reminders") or []:
-        line("提醒 Reminder", f"{r.get('kind')} {_time(r.get('due'))}")
+        line(_t("show.reminder"), f"{r.get('kind')} {_time(r.get('due'))}")
     if c.get("overdue"):
-        line("逾期 Overdue", _time(c.get("due_at")))
-    line("满意度 Satisfaction", c.get("satisfaction"))
-    line("下一个渠道 Next channel", c.get("next_channel_label"))
-    line("下一步 Next", c.get("next_action"))
-    line("可改为 Allowed", "、".join(f"{a['label']} ({a['to']})" for a in c.get("allowed") or []))
+        line(_t("show.overdue"), _time(c.get("due_at")))
+    line(_t("show.satisfaction"), c.get("satisfaction"))
+    line(_t("show.next_channel"), c.get("next_channel_label"))
+    line(_t("show.next"), c.get("next_action"))
+    line(_t("show.allowed"), "、".join(f"{a['label']} ({a['to']})" for a in c.get("allowed") or []))
     outbox = c.get("outbox") or []
     if outbox:
-        out.append(f"通知 Notifications ({len(outbox)}):")
+        out.append(_t("show.notifications", n=len(outbox)))
         for m in outbox:
             out.append(f"  {_time(m.get('created_at'))}  {m.get('kind')}  {m.get('status')}"
                        + (f"  {_one_line(m.get('last_error'))}" if m.get("last_error") else ""))
     history = c.get("history") or []
-    out.append(f"历史 History ({len(history)}):")
+    out.append(_t("show.history", n=len(history)))
     out.extend(f"  {_event_line(e)}" for e in history)
     print("\n".join(out))
     return 0
@@ -524,10 +531,10 @@ async def _set_status(backend, args) -> int:
         msg += f"  ({ev['channel_label']})"
     print(msg)
     if result.get("reminder"):
-        print(f"提醒 reminder: {_time(result['reminder'])}")
+        print(_t("set_status.reminder", time=_time(result["reminder"])))
     if result.get("notification"):
-        print("已通知案件所有人 / the owner is notified (outbox)")
-    print(f"下一步 next: {result.get('next_action')}")
+        print(_t("set_status.notified"))
+    print(_t("set_status.next", next=result.get("next_action")))
     return 0
 
 
@@ -540,7 +547,7 @@ def _write_private(path: Path, data: bytes) -> None:
         with open(fd, "wb") as f:
             f.write(data)
     except OSError as e:
-        raise _Refused(f"无法写入 / cannot write {path}: {e.strerror or e}") from None
+        raise _Refused(_t("errors.cannot_write", path=path, error=e.strerror or e)) from None
 
 
 async def _export(backend, args) -> int:
@@ -548,7 +555,7 @@ async def _export(backend, args) -> int:
     if args.out:
         path = Path(args.out)
         _write_private(path, text.encode("utf-8"))
-        print(f"已导出 {n} 个案件 / exported {n} case(s) to {path}", file=sys.stderr)
+        print(_t("export.done", n=n, path=path), file=sys.stderr)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -569,7 +576,7 @@ async def _package(backend, args) -> int:
     try:  # a private temporary file beside the target, renamed once complete
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".huqi-package-", suffix=".tmp")
     except OSError as e:
-        raise _Refused(f"无法写入 / cannot write {path}: {e.strerror or e}") from None
+        raise _Refused(_t("errors.cannot_write", path=path, error=e.strerror or e)) from None
     try:
         with open(fd, "wb") as f:
             await backend.package(args.case_id, f)
@@ -577,7 +584,7 @@ async def _package(backend, args) -> int:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    print(f"已写入证据包 / evidence package written: {path} ({path.stat().st_size} bytes)")
+    print(_t("package.done", path=path, size=path.stat().st_size))
     return 0
 
 
@@ -585,30 +592,27 @@ async def _package(backend, args) -> int:
 
 
 def _confirm(n: int, days: int) -> bool:
-    print(f"确认删除以上 {n} 个结案超过 {days} 天的案件?输入 yes 确认 / "
-          f"delete these {n} case(s)? type yes to confirm: ", end="", flush=True)
+    print(_t("purge.confirm", n=n, days=days), end="", flush=True)
     try:
         answer = sys.stdin.readline()
     except (OSError, ValueError):
         answer = ""
-    return answer.strip().lower() in ("yes", "y", "是")
+    return answer.strip().lower() in _t("purge.yes_words")
 
 
 async def _purge(backend, args) -> int:
     plan = await backend.purge(args.days, dry_run=True)
-    verb = "将删除 would remove" if args.dry_run else "删除 removing"
+    verb = _t("purge.would_remove") if args.dry_run else _t("purge.removing")
     for c in plan["cases"]:
-        print(f"{verb} {c['id']}  结案 closed {_time(c.get('closed_at'))}  "
-              f"{c.get('type') or '-'}  {c.get('platform_label') or '-'}")
+        print(_t("purge.line", verb=verb, id=c["id"], closed=_time(c.get("closed_at")), type=c.get("type") or "-",
+                 platform=c.get("platform_label") or "-"))
     n = len(plan["cases"])
     if args.dry_run:
-        print(f"{n} 个案件结案超过 {args.days} 天 / {n} case(s) closed more than {args.days} days ago "
-              "(dry run, nothing removed)")
+        print(_t("purge.dry_run", n=n, days=args.days))
         return 0
     if n and not args.yes and not _confirm(n, args.days):
-        print("未删除 / nothing removed (use --yes to skip the question)")
+        print(_t("purge.cancelled"))
         return EXIT_CANCELLED
     done = await backend.purge(args.days, dry_run=False)
-    print(f"已删除 {len(done['removed'])} 个结案超过 {args.days} 天的案件 / "
-          f"purged {len(done['removed'])} case(s) closed more than {args.days} days ago")
+    print(_t("purge.done", n=len(done["removed"]), days=args.days))
     return 0

@@ -152,7 +152,8 @@ def cmd_serve(args) -> int:
                 print(texts.text("store_error", error=e), file=sys.stderr)
                 return 2
         try:
-            store = open_store(settings.data_dir)
+            store = open_store(settings.data_dir, backend="postgres", url=settings.database_url) \
+                if settings.database_url else open_store(settings.data_dir, backend="tinydb")
         except StoreLocked as e:
             print(texts.text("store_locked", error=e), file=sys.stderr)
             return 3

@@ -314,9 +314,23 @@ class Engine(IntakeSteps):
         else:
             return []
         if spec.get("progress"):
-            reply["text"] = self.flow.text("progress", n=spec["progress"], total=self.flow.progress_total) \
-                + reply["text"]
+            n, total = self._progress(state, step)
+            reply["text"] = self.flow.text("progress", n=n, total=total) + reply["text"]
         return [reply]
+
+    def _progress(self, state: dict, step: str) -> tuple[int, int]:
+        """(n, total) of the marker: this question's place among the questions this user is asked."""
+        stage = int(self.flow.steps[step]["progress"])
+        asked = [s for s in state["pending"].get("progress") or [] if s < stage] + [stage]
+        state["pending"]["progress"] = asked
+        later, seen, nxt = set(), set(), self.flow.steps[step].get("next")
+        while nxt and nxt not in seen:
+            seen.add(nxt)
+            p = int(self.flow.steps[nxt].get("progress") or 0)
+            if p > stage and not self._skipped(state, nxt):
+                later.add(p)
+            nxt = self.flow.steps[nxt].get("next")
+        return len(asked), len(asked) + len(later)
 
     def _options(self, state: dict) -> list[dict]:
         step = state["step"]

@@ -108,6 +108,7 @@ class Classifier:
         cues = self.index.cues
         self.cue_target = np.array([self.target_id[c.target] for c in cues], dtype=np.intp)
         self.cue_weight = np.array([c.weight for c in cues], dtype=float)
+        self.cue_target_list, self.cue_weight_list = self.cue_target.tolist(), self.cue_weight.tolist()
         self.type_ids = np.array([self.target_id[t] for t in self.type_slot], dtype=np.intp)
         self.cue_blocks = [self.index_of.get(c.target[6:], -1) if c.target.startswith("block:") else -1
                            for c in cues]
@@ -168,9 +169,11 @@ class Classifier:
         hits = index.match(text, fuzzy=False, found=found)
         if len(text) >= FUZZY_MIN_LEN:
             # the typo search only runs when no target has enough exact evidence
-            ids = np.fromiter((h[0] for h in hits), dtype=np.intp, count=len(hits))
-            exact = np.bincount(self.cue_target[ids], self.cue_weight[ids], minlength=self.n_targets)
-            if exact.max(initial=0.0) < FUZZY_ENOUGH:
+            exact: dict[int, float] = {}
+            target, weight = self.cue_target_list, self.cue_weight_list
+            for ci, _ in hits:
+                exact[target[ci]] = exact.get(target[ci], 0.0) + weight[ci]
+            if max(exact.values(), default=0.0) < FUZZY_ENOUGH:
                 hits += index._fuzzy(text, {h[0] for h in hits})
         fired: dict[str, list[str]] = defaultdict(list)
         flag_hits, blocked, silenced, scoring = [], set(), [], []
@@ -229,7 +232,7 @@ class Classifier:
                 raw[self.index_of[self.example_target[idx]]] += \
                     EXAMPLE_WEIGHT * (sim - EXAMPLE_FLOOR) / (100 - EXAMPLE_FLOOR)
         raw[self.nothing] = max(raw[self.nothing], NOTHING)
-        return raw, {k: v for k, v in fired.items() if not k.startswith(("type:", "block:"))}, stated, learned
+        return raw, dict(fired), stated, learned
 
     def _flags(self, stated: set[str], best: str | None, seen_platforms: list[str]) -> list[str]:
         """The flags the text states; `best` is the reading when its own cues said so."""

@@ -6,8 +6,9 @@ visible 【placeholder】 for the user to fill in — above all the contact and 
 date: huqi never invents a phone number, a URL or a date.
 
 Case keys read: enterprise, reporter_role ("self" | "agent"), reporter_name,
-contact, type, subtype, flags, platform, links, description, evidence (a list
-of checklist item dicts or evidence ids or free text), and id / case_id (file name).
+contact, type, subtype, subtypes (the further ones are named too), flags,
+platform, links, description, evidence (a list of checklist item dicts or
+evidence ids or free text), and id / case_id (file name).
 """
 from __future__ import annotations
 
@@ -77,6 +78,17 @@ def _evidence_titles(kb, case: dict, inline: set[str]) -> list[str]:
     return titles
 
 
+def _other_subtypes(kb, case: dict, main: str) -> list[dict]:
+    """The case's further sub-types (``case["subtypes"]`` after the main one), known and within the taxonomy."""
+    out, seen = [], {main}
+    for sid in case.get("subtypes") or []:
+        sub = kb.subtypes.get(sid) if isinstance(sid, str) else None
+        if sub and sid not in seen and sub.get("type") in kb.types and sub.get("type") != "out_of_scope":
+            seen.add(sid)
+            out.append(sub)
+    return out
+
+
 def draft_report(kb, case: dict) -> str:
     """The report text in Simplified Chinese (sections of drafting.yaml `report`)."""
     t = kb.drafting["report"]
@@ -125,13 +137,17 @@ def draft_report(kb, case: dict) -> str:
     if ttype:
         type_cite = _article_cite(kb, ttype)
         out.append(_fill(lines["type"], type_title=ttype["title"], type_cite=type_cite))
+        subs = [sub] + _other_subtypes(kb, case, subtype_id) if sub else []
         if sub:
-            sub_cite = _article_cite(kb, sub)
-            out.append(_fill(lines["subtype"], subtype_title=sub["title"], subtype_cite=sub_cite))
+            items = [_fill(lines["subtype_item"], subtype_title=s["title"], subtype_cite=_article_cite(kb, s))
+                     for s in subs]
+            out.append(_fill(lines["subtype"], subtypes=_text(lines["subtype_sep"]).join(items)))
         out.append(_fill(lines["facts"], description=description))
         reason = _first_sentence(sub.get("explanation") if sub else ttype.get("explanation"))
         if sub:
-            out.append(_fill(lines["reason"], subtype_cite=sub_cite, subtype_title=sub["title"], reason=reason))
+            for key, s in zip(["reason"] + ["reason_also"] * len(subs), subs):
+                out.append(_fill(lines[key], subtype_cite=_article_cite(kb, s), subtype_title=s["title"],
+                                 reason=_first_sentence(s.get("explanation"))))
         else:
             out.append(_fill(lines["reason_type_only"], type_cite=type_cite, type_title=ttype["title"], reason=reason))
     else:

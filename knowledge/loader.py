@@ -365,7 +365,7 @@ def load(data_dir: Path | str = DATA_DIR) -> KnowledgeBase:
     measures = _check_measures(ck, raw["measures"], types, flags)
     platforms = _check_platforms(ck, raw["platforms"])
     provinces = _check_channels(ck, raw["channels"])
-    routing = _check_routing(ck, raw["routing"], flags)
+    _check_routing(ck, raw["routing"], flags)
     faq = _check_faq(ck, raw["faq"])
     cases = _check_cases(ck, raw["cases"], subtypes, flags)
     drafting = _check_drafting(ck, raw["drafting"], flags, evidence)
@@ -631,13 +631,14 @@ def _check_cases(ck: _Checker, data: Any, subtypes: dict, flags: dict) -> dict:
 
 _SLOT = re.compile(r"\{([^{}]*)\}")
 _SLOTS = {"enterprise", "agent", "contact", "platform", "type_title", "type_cite", "subtype_title",
-          "subtype_cite", "description", "reason", "cite", "date"}
+          "subtype_cite", "subtypes", "description", "reason", "cite", "date"}
 _DRAFT_KEYS = {
     "sections": ("reporter", "content", "reason", "request", "evidence", "pledge"),
     "placeholders": ("enterprise", "agent", "contact", "platform", "links", "type", "description",
                      "evidence", "date"),
-    "lines": ("enterprise", "self", "agent", "contact", "platform", "links", "type", "subtype", "facts",
-              "reason", "reason_type_only", "evidence_more", "signature", "agent_signature", "date"),
+    "lines": ("enterprise", "self", "agent", "contact", "platform", "links", "type", "subtype", "subtype_item",
+              "subtype_sep", "facts", "reason", "reason_also", "reason_type_only", "evidence_more", "signature",
+              "agent_signature", "date"),
 }
 
 

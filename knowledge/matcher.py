@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-import re
 from dataclasses import dataclass
 
 import ahocorasick_rs

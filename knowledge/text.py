@@ -84,27 +84,46 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", text) if not text.isprintable() or "\ufffd" in text else text
 
 
+def _url_matches(text: str) -> list[re.Match]:
+    """_URL matches in text, searched only in the runs of printable ASCII around each
+    dot (a link is one such run), not at every position of a long Chinese text."""
+    found = []
+    n = len(text)
+    dot = text.find(".")
+    while dot != -1:
+        left, right = dot, dot + 1
+        while left > 0 and "!" <= text[left - 1] <= "~":
+            left -= 1
+        while right < n and "!" <= text[right] <= "~":
+            right += 1
+        found += _URL.finditer(text, left, right)
+        dot = text.find(".", right)
+    return found
+
+
+def _link_of(m: re.Match) -> tuple[str, str]:
+    host = m.group(1).lower()
+    link = m.group(0)
+    # a bare "abc.com" without scheme or path still counts: people paste hosts
+    if not link.lower().startswith(("http://", "https://")):
+        link = "https://" + link
+    return link.rstrip(".,;:!?)]}>"), host
+
+
 def extract_links(text: str) -> list[tuple[str, str]]:
     """(link, host) pairs found in text; text must already be NFKC."""
-    found = []
-    if "." not in text:         # every link has a dot before its top-level domain
-        return found
-    for m in _URL.finditer(text):
-        host = m.group(1).lower()
-        link = m.group(0)
-        # a bare "abc.com" without scheme or path still counts: people paste hosts
-        if not link.lower().startswith(("http://", "https://")):
-            link = "https://" + link
-        found.append((link.rstrip(".,;:!?)]}>"), host))
-    return found
+    return [_link_of(m) for m in _url_matches(text)]
 
 
 def normalise(raw: str) -> Normalised:
     if not isinstance(raw, str):
         raw = "" if raw is None else str(raw)
     nfkc = clean(raw[: MAX_CHARS * 2])[:MAX_CHARS]
-    links = extract_links(nfkc)
-    without_links = _URL.sub(" ", nfkc) if links else nfkc
+    matches = _url_matches(nfkc)
+    links = [_link_of(m) for m in matches]
+    without_links = nfkc
+    for m in reversed(matches):
+        without_links = without_links[:m.start()] + " " + without_links[m.end():]
     converted = _t2s.convert(without_links)
     traditional = is_traditional(without_links, converted)
     simplified = converted.lower()

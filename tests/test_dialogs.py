@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from dialogs.engine import Engine, new_state
 
-from tests.drive import ENTERPRISE, Newcomer, buttons, texts, values  # noqa: F401
+from tests.drive import ENTERPRISE, Newcomer, texts, values
 from tests.drive import run_to_result as drive
 
 
@@ -107,7 +108,40 @@ def test_link_pasted_in_the_description_is_kept_and_decides_the_platform(engine)
     state, replies = engine.handle(state, answer_for(state, replies, "impersonation.account_identity"))
     assert state["step"] == "facts"           # where is skipped: the link said it
     assert "抖音" in texts(replies)
-    assert engine.say(state, "progress", n=3, total=4) in texts(replies)   # the progress marker
+    assert engine.say(state, "progress", n=2, total=4) in texts(replies)   # the progress marker: where is not counted
+
+
+def markers(engine, transcript) -> list[tuple[int, int]]:
+    """(n, total) of every progress marker the user saw, in order."""
+    pattern = re.escape(engine.say(None, "progress", n=98765, total=43210))
+    pattern = pattern.replace("98765", r"(\d+)").replace("43210", r"(\d+)")
+    return [(int(n), int(t)) for replies in transcript for n, t in re.findall(pattern, texts(replies))]
+
+
+@pytest.mark.parametrize("who", [
+    Newcomer("网上有人造谣说我们公司资金链断裂要破产了", ["rumor.exaggerated_difficulty"], link=None),  # name unknown
+    Newcomer("有人在微博上造谣说我们公司资金链断裂要破产了", ["rumor.exaggerated_difficulty"]),
+    Newcomer(f"有人在网上造谣说{ENTERPRISE}资金链断裂要破产了", ["rumor.exaggerated_difficulty"]),   # name known
+    Newcomer("这个号冒充我们官方账号 https://v.douyin.com/iRNBmkQ/", ["impersonation.account_identity"], agent=True),
+])
+def test_the_progress_marker_counts_the_questions_actually_asked(engine, who):
+    state, transcript, _turns = drive(engine, who)
+    seen = markers(engine, transcript)
+    assert seen, "no progress marker shown"
+    assert [n for n, _ in seen] == list(range(1, len(seen) + 1))       # 1, 2, 3 … never repeated, no gap
+    assert {t for _, t in seen} == {len(seen)}                          # the total is the number asked
+    assert state["case"]["enterprise"] == ENTERPRISE
+
+
+def test_the_progress_marker_stays_on_step_one_while_the_type_is_picked(engine):
+    who = Newcomer("有人说我们公司的坏话", ["rumor.product_quality"], agent=True)
+    state, transcript, _turns = drive(engine, who)
+    seen = markers(engine, transcript)
+    ns = [n for n, _ in seen]
+    assert ns == sorted(ns) and all(n <= t for n, t in seen)
+    assert sorted(set(ns)) == list(range(1, seen[-1][1] + 1)) and ns[-1] == seen[-1][1]
+    assert ns.count(1) == 3                                             # confirm, the type, the sub-type
+    assert state["case"]["subtype"] == "rumor.product_quality"
 
 
 def test_facts_already_stated_are_not_asked_again(engine):

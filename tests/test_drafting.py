@@ -124,6 +124,27 @@ def test_requests_follow_the_expected_measures(kb):
     assert "第二十二条" in req
 
 
+def test_every_sub_type_is_named_with_its_article(kb):
+    ws = kb.documents["WS"]["short"]
+    sids = ["rumor.exaggerated_difficulty", "rumor.product_quality", "insult.abuse"]
+    d = draft_report(kb, case(subtypes=sids + ["out_of_scope.personal", "no.such_subtype", "rumor.product_quality"]))
+    reason = d[d.index("三、举报事项与理由"):d.index("四、处理请求")]
+    heads = []
+    for sid in sids:
+        sub = kb.subtypes[sid]
+        named = f"{sub['title']}({ws}{sub['article']})"
+        assert named in reason, (sid, reason)
+        assert reason.count(f'{ws}{sub["article"]}规定的"{sub["title"]}"') == 1      # one reason each
+        heads.append(reason.index(named))
+    assert heads == sorted(heads)                                      # the main one first, in the case's order
+    assert kb.subtypes["out_of_scope.personal"]["title"] not in reason
+    assert "no.such_subtype" not in d and not re.search(r"\{[^{}]*\}", d)
+    # one sub-type: the draft names it alone, as before
+    one = draft_report(kb, case(subtypes=["rumor.exaggerated_difficulty"]))
+    assert one == draft_report(kb, case())
+    assert kb.subtypes["rumor.product_quality"]["title"] not in one
+
+
 def test_flag_statements_are_written_in(kb):
     d = draft_report(kb, case(flags=["extortion", "stakeholder"]))
     assert "索要钱财" in d and "第十六条(一)" in d

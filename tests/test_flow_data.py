@@ -25,7 +25,7 @@ def edit(path, change):
 
 def test_the_shipped_data_loads():
     flow = load_flow()
-    assert flow.progress_total == 4
+    assert flow.progress_total == 5
     assert flow.steps["describe"]["next"] == "confirm"
     load_lifecycle()
 
