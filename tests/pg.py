@@ -53,10 +53,15 @@ def _ensure_user() -> None:
 
         pwd.getpwnam(PG_USER)
     except KeyError:
-        subprocess.run(
+        done = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
-            check=True, capture_output=True,
+            capture_output=True, text=True,
         )
+        if done.returncode != 0:
+            try:
+                pwd.getpwnam(PG_USER)  # another process created it meanwhile
+            except KeyError:
+                raise RuntimeError(f"cannot create the {PG_USER} user to run PostgreSQL: {done.stderr.strip()}")
 
 
 _WATCHDOG = r"""
