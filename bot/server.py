@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot import texts
+from bot import texts, webchat
 from bot.appkeys import CLOCK, SETTINGS, STATUS, STORE
 from bot.config import Settings
 from bot.conversation import Conversations, turn_failed
@@ -153,6 +153,7 @@ def build_app(settings: Settings, store, *, clock=utcnow, start_telegram: bool =
         api = None
     if api is not None:
         api.setup(app)
+    webchat.setup(app)
 
     async def startup(app: web.Application) -> None:
         if telegram is not None:
