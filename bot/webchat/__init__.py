@@ -22,7 +22,7 @@ import secrets
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import yaml
 from aiohttp import web
@@ -541,7 +541,10 @@ def _int(raw) -> int:
 
 
 def _file_name(raw: str | None) -> str:
-    name = (raw or "file").replace("\\", "/").rsplit("/", 1)[-1]
+    name = raw or "file"
+    if re.search(r"%[0-9A-Fa-f]{2}", name):           # some clients percent-encode non-ASCII names
+        name = unquote(name, errors="replace")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if c.isprintable()).strip() or "file"
     return name[:80]
 
