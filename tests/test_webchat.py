@@ -144,6 +144,14 @@ def phone_user(phone: Phone) -> str:
     return cookie.value.rpartition(".")[0]
 
 
+async def wait_sent(store) -> None:
+    for _ in range(100):
+        counts = await store.outbox_counts()
+        if not counts.get("pending") and not counts.get("claimed"):
+            return
+        await asyncio.sleep(0.1)
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -338,10 +346,7 @@ async def test_news_while_away_is_shown_as_what_changed_since_the_last_visit(tmp
         await phone.poll()                           # the page saw everything up to here
         await phone.poll()
         await ops.transition(store, case["id"], "submitted", who="desk", now=now(), channel="platform")
-        for _ in range(100):
-            if (await store.outbox_counts()).get("pending", 0) == 0:
-                break
-            await asyncio.sleep(0.1)
+        await wait_sent(store)
         first = await phone.open()                   # comes back later
         assert first["unseen"] == 1 and not first["email"]
         await phone.poll()                           # what the page polls next marks it seen
@@ -410,7 +415,18 @@ async def test_a_user_who_left_an_email_is_told_to_come_back_without_case_detail
             assert rcpt == ["officer@example.com"]
             content = email.message_from_string(raw, policy=email.policy.default).get_content()
             assert "https://huqi.example.org/chat" in content and "营业执照" not in content
+            # more news before they came back: no second e-mail; once they have looked, the next news mails again
+            await ops.message_owner(store, case["id"], "请补充授权书", who="desk", now=now())
+            await wait_sent(store)
+            assert len(received) == 1
             assert (await phone.open())["email"]
+            await phone.poll()
+            await ops.message_owner(store, case["id"], "已受理", who="desk", now=now())
+            for _ in range(100):
+                if len(received) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(received) == 2
     finally:
         smtp.stop()
 

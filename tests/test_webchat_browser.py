@@ -163,3 +163,55 @@ async def test_a_newcomer_reports_from_a_phone_comes_back_and_hears_from_staff(t
         assert "营业执照" not in shown and "4987654321" not in shown
         await other.close()
         await ctx.close()
+
+
+async def test_double_taps_reloads_and_markup_keep_the_conversation_consistent(tmp_path):
+    async with service(tmp_path) as (url, store), chromium() as browser:
+        ctx = await browser.new_context(**PHONE)
+        page = await ctx.new_page()
+        await page.goto(url + "/chat")
+        await page.wait_for_selector(f"{LOG} .msg.bot button.chip")
+        # markup typed by the user is shown as text, never run
+        n = await bot_count(page)
+        await page.fill("input[name=text]", '<img src=x onerror="window.pwned=1">')
+        await page.press("input[name=text]", "Enter")
+        await wait_more(page, n)
+        assert await page.evaluate("window.pwned === undefined")
+        assert await page.locator(f"{LOG} img").count() == 0
+        assert '<img src=x onerror="window.pwned=1">' in await page.locator(LOG).inner_text()
+        # typing while the answer is pending: both messages taken, in order
+        n = await bot_count(page)
+        await page.fill("input[name=text]", DESCRIPTION)
+        await page.press("input[name=text]", "Enter")
+        await page.fill("input[name=text]", "/help")
+        await page.press("input[name=text]", "Enter")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('[role=log] .msg.me:not(.pending)').length >= 3"
+            " && !document.querySelector('[role=log] .pending')", timeout=20000)
+        mine = await page.locator(f"{LOG} .msg.me").all_inner_texts()
+        assert mine[-2:] == [DESCRIPTION, "/help"]
+        # reload in the middle of the intake: the same conversation, the options still there
+        await page.reload()
+        await page.wait_for_selector(f"{LOG} .msg.bot button.chip:enabled")
+        assert (await page.locator(f"{LOG} .msg.me").all_inner_texts())[-2:] == [DESCRIPTION, "/help"]
+        await page.fill("input[name=text]", DESCRIPTION)
+        await page.press("input[name=text]", "Enter")
+        await page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('[role=log] button.chip:enabled'))"
+            ".some(b => b.textContent.startsWith('谣言'))", timeout=20000)
+        # a double tap on an option counts once
+        n = await page.locator(f"{LOG} .msg.me").count()
+        chip = page.locator(f"{LOG} button.chip:enabled", has_text="谣言").last
+        await chip.dblclick()
+        await page.wait_for_function(
+            "n => document.querySelectorAll('[role=log] .msg.me').length > n"
+            " && !document.querySelector('[role=log] .pending')", arg=n, timeout=20000)
+        await asyncio.sleep(0.5)
+        assert await page.locator(f"{LOG} .msg.me").count() == n + 1
+        # a second tab of the same browser shows the same log, each entry once
+        tab = await ctx.new_page()
+        await tab.goto(url + "/chat")
+        await tab.wait_for_selector(f"{LOG} .msg.me")
+        seqs = await tab.locator(f"{LOG} .msg").evaluate_all("els => els.map(e => +e.dataset.seq)")
+        assert seqs == list(range(1, len(seqs) + 1))
+        await ctx.close()

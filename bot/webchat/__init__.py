@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import html
 import json
 import logging
 import re
-import secrets
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -40,7 +40,7 @@ log = logging.getLogger("huqi.webchat")
 MESSENGER = "web"
 HERE = Path(__file__).parent
 STATIC = {"chat.js": "application/javascript", "chat.css": "text/css"}
-LOG_KEEP = 300              # log entries kept per user
+LOG_KEEP = 200              # log entries kept per user
 TEXT_LIMIT = 2000           # characters of one typed message
 VALUE_LIMIT = 512           # characters of a button value
 JSON_LIMIT = 16 * 1024      # bytes of a JSON request body
@@ -96,6 +96,7 @@ class WebChat:
         self.public_url = settings.public_url
         self._locks: dict[str, list] = {}
         self._waiters: dict[str, asyncio.Event] = {}
+        self.closing = False
         if sender is not None:
             sender.register(MESSENGER, self.deliver_owner)
 
@@ -125,7 +126,9 @@ class WebChat:
                 raise Refused(403, "csrf")
             if not identity.csrf_ok(self.secret, user_id, request.headers.get("X-CSRF-Token")):
                 raise Refused(403, "csrf")
-        if not self.addr_rate.allow(self.address(request)) or not self.user_rate.allow(user_id):
+        if write and not self.addr_rate.allow(self.address(request)):     # reads: many phones share an address
+            raise Refused(429, "too_many")
+        if not self.user_rate.allow(user_id):
             raise Refused(429, "too_many")
         return user_id
 
@@ -186,8 +189,9 @@ class WebChat:
 
     async def keep_file(self, user_id: str, f: dict) -> dict:
         """A file the conversation offers (the draft, a checklist), kept for download by this user only."""
-        fid = secrets.token_urlsafe(12)
         content = f.get("content")
+        raw = content if isinstance(content, bytes) else str(content or "").encode("utf-8")
+        fid = hashlib.sha256(str(f.get("name")).encode("utf-8") + b"\0" + raw).hexdigest()[:24]   # kept once
         if isinstance(content, bytes):
             body = {"b64": base64.b64encode(content).decode()}
         else:
@@ -263,13 +267,31 @@ class WebChat:
                 await self.conv.push(user_id, msg["event"], deliver)
             else:
                 await self.conv.notify(user_id, {k: msg[k] for k in ("text", "buttons") if k in msg}, deliver)
-            email = ((await self.store.get_state(key) or {}).get("web") or {}).get("email")
+            email = await self.mail_due(user_id) if sent and self.mailer is not None else None
         self.wake(user_id)
-        if sent and email and self.mailer is not None:
+        if email:
             try:
                 await self.mailer.send(email, say("mail", "subject"), say("mail", "body", link=self.link()))
             except Exception as e:                  # the page still shows it; e-mail is a courtesy
                 log.warning("web user %s: notification e-mail failed: %s", user_id, type(e).__name__)
+
+    async def mail_due(self, user_id: str) -> str | None:
+        """The user's address if an e-mail should go out now: not again before they came back after the last."""
+        key = self.conv.key(user_id)
+        async with self.store.chat_lock(key):
+            record = await self.store.get_state(key) or {}
+            web_ = self.web_of(record)
+            if not web_.get("email") or int(web_.get("seen") or 0) < int(web_.get("mailed") or 0):
+                return None
+            web_["mailed"] = web_["seq"]
+            await self.store.put_state(key, record)
+            return web_["email"]
+
+    def close(self) -> None:
+        """The service stops: open long polls answer now."""
+        self.closing = True
+        for user_id in list(self._waiters):
+            self.wake(user_id)
 
     def link(self, request: web.Request | None = None) -> str:
         if self.public_url:
@@ -324,7 +346,7 @@ class WebChat:
             log_ = web_.get("log") or []
             new = [e for e in log_ if e["seq"] > after]
             left = deadline - asyncio.get_running_loop().time()
-            if new or not wait or left <= 0:
+            if new or not wait or left <= 0 or self.closing:
                 break
             try:
                 await asyncio.wait_for(waiter.wait(), min(left, RECHECK_SECONDS))
@@ -606,6 +628,11 @@ def setup(app: web.Application) -> WebChat:
 
     chat = WebChat(app[SETTINGS], app[STORE], app[CLOCK], app.get(SENDER))
     app[WEBCHAT] = chat
+
+    async def stopping(_app: web.Application) -> None:
+        chat.close()
+
+    app.on_shutdown.append(stopping)
     app.middlewares.append(_errors)
     r = app.router
     r.add_get("/chat", chat.page)
