@@ -451,3 +451,26 @@ async def test_the_qr_code_encodes_the_public_chat_link(tmp_path):
     assert svg.startswith("<svg") and svg == qr_svg("https://huqi.example.org/chat")
     assert qr_svg("https://a.example/chat") != svg
     assert segno.make("https://huqi.example.org/chat", error="m").designator  # the same encoder, no network
+
+
+async def test_a_closed_case_asks_the_web_owner_once_how_satisfied_they_are(tmp_path):
+    async with service(tmp_path) as (url, store, _app), Phone(url) as phone, Phone(url) as other:
+        case = await report(phone, store)
+        for step in ({"to": "submitted", "channel": "platform"}, {"to": "action_taken", "outcome": "deleted"},
+                     {"to": "closed", "reason": "resolved"}):
+            await ops.transition(store, case["id"], who="desk", now=now(), **step)
+        for _ in range(100):
+            await phone.poll()
+            if any(len(e.get("buttons", [])) == 5 for e in phone.shown):
+                break
+            await asyncio.sleep(0.1)
+        ask = [e for e in phone.shown if len(e.get("buttons", [])) == 5]
+        assert len(ask) == 1 and ask[0]["news"]
+        five = next(b for b in ask[0]["buttons"] if b["label"].startswith("5"))
+        await other.send(value=five["value"])                  # someone else's tap: nothing changes
+        assert "satisfaction" not in await store.get(case["id"])
+        await phone.send(value=five["value"])
+        assert phone.shown[-2]["from"] == "me" and phone.shown[-2]["text"] == five["label"]
+        await phone.send(text="处理很快，谢谢")
+        sat = (await store.get(case["id"]))["satisfaction"]
+        assert sat["score"] == 5 and sat["comment"] == "处理很快，谢谢"

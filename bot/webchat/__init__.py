@@ -211,8 +211,9 @@ class WebChat:
             said: dict = {}
 
             def resolve(record: dict, ev: dict) -> dict:
-                if ev.get("type") == "button":
-                    shown = (record.get("state") or {}).get("shown") or []
+                if ev.get("type") == "button":          # echo the option's words as they were shown
+                    shown = [b for e in reversed((record.get("web") or {}).get("log") or [])
+                             for b in e.get("buttons") or []]
                     said["label"] = next((b["label"] for b in shown if b.get("value") == ev["value"]), None)
                 return ev
 
