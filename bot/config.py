@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
@@ -54,6 +55,7 @@ class Settings:
     public_url: str | None = None           # where users reach this service (web chat link, QR code)
     smtp_url: str | None = None             # e-mail notifications for the web chat
     web_address_rate: int = 600             # web chat requests per minute from one address
+    sms_sender: str | None = None           # "package.module:factory" for binding a mobile number by SMS
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -153,6 +155,13 @@ def _cookie_secret(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _sms_sender(env: Mapping[str, str]) -> str | None:
+    raw = _get(env, "HUQI_SMS_SENDER")
+    if raw is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", raw):
+        raise SettingsError(f"HUQI_SMS_SENDER={raw!r} must be package.module:factory")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting once; SettingsError (one line) for anything unusable."""
     env = dict(os.environ if env is None else env)
@@ -195,6 +204,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=_url(env, "HUQI_PUBLIC_URL"),
         smtp_url=_url(env, "HUQI_SMTP_URL", schemes=("smtp", "smtps")),
         web_address_rate=_num(env, "HUQI_WEB_ADDRESS_RATE", int, 600, 1, 10**7),
+        sms_sender=_sms_sender(env),
         env=env,
     )
 

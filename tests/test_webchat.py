@@ -474,3 +474,68 @@ async def test_a_closed_case_asks_the_web_owner_once_how_satisfied_they_are(tmp_
         await phone.send(text="处理很快，谢谢")
         sat = (await store.get(case["id"]))["satisfaction"]
         assert sat["score"] == 5 and sat["comment"] == "处理很快，谢谢"
+
+
+# ── SMS binding (a fake sender: HUQI_SMS_SENDER names this module's factory) ─────
+SMS_OUTBOX: list[tuple[str, str]] = []
+
+
+class FakeSms:
+    def __init__(self, settings):
+        self.settings = settings
+
+    async def send(self, phone: str, text: str) -> None:
+        SMS_OUTBOX.append((phone, text))
+
+
+def last_code(phone: str) -> str:
+    return re.search(r"\d{6}", next(t for p, t in reversed(SMS_OUTBOX) if p == phone)).group(0)
+
+
+async def test_a_mobile_number_confirmed_by_sms_brings_the_cases_to_another_phone(tmp_path):
+    SMS_OUTBOX.clear()
+    env = {"HUQI_SMS_SENDER": "tests.test_webchat:FakeSms"}
+    async with service(tmp_path, **env) as (url, store, app), Phone(url) as old, Phone(url) as new:
+        case = await report(old, store)
+        status, body = await old.post("/chat/api/phone", {"phone": "12345"})
+        assert status == 400 and body["text"]
+        status, body = await old.post("/chat/api/phone", {"phone": "+86 138-0013-8000"})
+        assert status == 200 and "138****8000" in body["text"]
+        code = last_code("13800138000")
+        stored = json.dumps(await store.get_state(f"web:{phone_user(old)}"))
+        assert "13800138000" not in stored and code not in stored
+        status, body = await old.post("/chat/api/phone/confirm", {"code": code})
+        assert status == 200 and not body["switched"]
+        # the new phone proves the same number: it takes on the old identity and finds the case
+        status, _ = await new.post("/chat/api/phone", {"phone": "13800138000"})
+        wrong = "000000" if last_code("13800138000") != "000000" else "111111"
+        status, body = await new.post("/chat/api/phone/confirm", {"code": wrong})
+        assert status == 400
+        status, body = await new.post("/chat/api/phone/confirm", {"code": last_code("13800138000")})
+        assert status == 200 and body["switched"]
+        new.csrf = body["csrf"]
+        await new.open()
+        assert case["id"] in new.text()
+
+
+async def test_sms_codes_expire_after_five_wrong_tries_and_sending_is_rate_limited(tmp_path):
+    SMS_OUTBOX.clear()
+    async with service(tmp_path, HUQI_SMS_SENDER="tests.test_webchat:FakeSms") as (url, store, app), \
+            Phone(url) as phone:
+        await phone.post("/chat/api/phone", {"phone": "13900139000"})
+        code = last_code("13900139000")
+        wrong = "000000" if code != "000000" else "111111"
+        statuses = [(await phone.post("/chat/api/phone/confirm", {"code": wrong}))[0] for _ in range(5)]
+        assert statuses == [400] * 5
+        status, body = await phone.post("/chat/api/phone/confirm", {"code": code})
+        assert status == 400 and body["error"] == "sms_expired"          # the right code, too late
+        sends = [(await phone.post("/chat/api/phone", {"phone": "13900139000"}))[0] for _ in range(3)]
+        assert sends[-1] == 429 and len(SMS_OUTBOX) == 3
+
+
+async def test_without_an_sms_sender_there_is_no_phone_binding(tmp_path):
+    async with service(tmp_path) as (url, store, _app), Phone(url) as phone:
+        status, body = await phone.post("/chat/api/phone", {"phone": "13800138000"})
+        assert status == 404 and body["text"]
+    with pytest.raises(SettingsError, match="HUQI_SMS_SENDER"):
+        load_settings({"HUQI_SMS_SENDER": "not a spec"})

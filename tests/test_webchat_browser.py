@@ -94,6 +94,9 @@ async def test_a_newcomer_reports_from_a_phone_comes_back_and_hears_from_staff(t
     async with service(tmp_path) as (url, store), chromium() as browser:
         ctx = await browser.new_context(**PHONE)
         page = await ctx.new_page()
+        errors, outside = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: None if r.url.startswith(url) else outside.append(r.url))
         await page.goto(url + "/chat")
         await page.wait_for_selector(f"{LOG} .msg.bot button.chip")
         assert await page.evaluate("document.documentElement.scrollWidth") <= 360     # no sideways scrolling
@@ -122,6 +125,7 @@ async def test_a_newcomer_reports_from_a_phone_comes_back_and_hears_from_staff(t
         seqs = [int(s) for s in await page.locator(f"{LOG} .msg").evaluate_all(
             "els => els.map(e => e.dataset.seq)")]
         assert seqs == sorted(set(seqs))
+        assert errors == [] and outside == []          # no script error, nothing fetched from elsewhere
 
         # the tab is closed; a new one in the same browser finds the case under 我的案件
         await page.close()

@@ -32,7 +32,7 @@ from bot.appkeys import CLOCK, SETTINGS, STORE
 from bot.conversation import Conversations
 from bot.sender import Blocked
 from bot.store import StoreError
-from bot.webchat import identity
+from bot.webchat import identity, sms
 from bot.webchat.mail import Mailer
 
 log = logging.getLogger("huqi.webchat")
@@ -93,6 +93,9 @@ class WebChat:
         self.code_user = identity.RateLimiter(CODE_TRIES, 600)
         self.code_addr = identity.RateLimiter(CODE_TRIES * 4, 600)
         self.mailer = Mailer(settings.smtp_url) if settings.smtp_url else None
+        self.sms = sms.load_sender(settings.sms_sender, settings)
+        self.sms_user = identity.RateLimiter(3, 600)
+        self.sms_phone = identity.RateLimiter(3, 3600)
         self.public_url = settings.public_url
         self._locks: dict[str, list] = {}
         self._waiters: dict[str, asyncio.Event] = {}
@@ -312,7 +315,7 @@ class WebChat:
         p = T()["page"]
         boot = {"csrf": identity.csrf_token(self.secret, user_id), "maxBytes": self.max_file_bytes,
                 "textLimit": TEXT_LIMIT, "texts": {**p, **{f"error_{k}": v for k, v in T()["errors"].items()}},
-                "mail": self.mailer is not None}
+                "mail": self.mailer is not None, "sms": self.sms is not None}
         tpl = (HERE / "static" / "chat.html").read_text(encoding="utf-8")
         body = tpl.replace("{{boot}}", html.escape(json.dumps(boot, ensure_ascii=False), quote=True))
         body = re.sub(r"\{\{(\w+)\}\}", lambda m: html.escape(str(p.get(m.group(1), ""))), body)
@@ -549,6 +552,68 @@ class WebChat:
             await self.store.put_state(key, record)
         return _json({"ok": True, "text": T()["page"]["email_saved" if email else "email_removed"]})
 
+    async def update_web(self, user_id: str, change) -> dict:
+        """Apply ``change(web part of the record)`` under the user's store lock; returns the web part."""
+        key = self.conv.key(user_id)
+        async with self.store.chat_lock(key):
+            record = await self.store.get_state(key) or {}
+            web_ = self.web_of(record)
+            change(web_)
+            await self.store.put_state(key, record)
+        return web_
+
+    async def phone_start(self, request: web.Request) -> web.Response:
+        """Send a code to a mobile number (rate-limited per identity and per number)."""
+        user_id = self.check(request, write=True)
+        if self.sms is None:
+            raise Refused(404, "sms_off")
+        body = await _body(request)
+        phone = sms.normalise_phone(body.get("phone"))
+        if phone is None:
+            raise Refused(400, "phone_bad")
+        if not self.sms_user.allow(user_id) or not self.sms_phone.allow(sms.phone_key(self.secret, phone)):
+            raise Refused(429, "too_many")
+        code, challenge = sms.new_challenge(self.secret, phone, self.clock())
+        await self.update_web(user_id, lambda w: w.__setitem__("sms", challenge))
+        try:
+            await self.sms.send(phone, say("sms", "code", code=code, minutes=sms.CODE_MINUTES))
+        except Exception as e:
+            log.warning("web user %s: SMS sending failed: %s", user_id, type(e).__name__)
+            raise Refused(502, "sms_failed") from None
+        log.info("web user %s: SMS code sent", user_id)
+        return _json({"ok": True, "text": say("page", "phone_sent", masked=challenge["masked"],
+                                              minutes=sms.CODE_MINUTES)})
+
+    async def phone_confirm(self, request: web.Request) -> web.Response:
+        """The code back: the number is bound to this identity, or, bound before, its identity taken on."""
+        user_id = self.check(request, write=True)
+        if self.sms is None:
+            raise Refused(404, "sms_off")
+        body = await _body(request)
+        outcome: dict = {}
+
+        def confirm(web_: dict) -> None:
+            outcome["result"] = sms.check(self.secret, web_.get("sms"), body.get("code"), self.clock())
+            outcome["challenge"] = web_.get("sms")
+            if outcome["result"] == "ok":
+                web_.pop("sms", None)
+
+        await self.update_web(user_id, confirm)
+        if outcome["result"] != "ok":
+            raise Refused(400, "sms_wrong" if outcome["result"] == "wrong" else "sms_expired")
+        challenge = outcome["challenge"]
+        bound = await self.store.get_state(challenge["key"])
+        if bound and bound.get("user_id") and bound["user_id"] != user_id:
+            resp = _json({"ok": True, "switched": True, "text": say("page", "phone_switched"),
+                          "csrf": identity.csrf_token(self.secret, bound["user_id"])})
+            self.set_cookie(request, resp, bound["user_id"])
+            log.info("web user %s: took on another identity by SMS", user_id)
+            return resp
+        await self.store.put_state(challenge["key"], {"user_id": user_id})
+        await self.update_web(user_id, lambda w: w.__setitem__("phone", challenge["masked"]))
+        log.info("web user %s: mobile number bound", user_id)
+        return _json({"ok": True, "switched": False, "text": say("page", "phone_bound", masked=challenge["masked"])})
+
     async def qr(self, request: web.Request) -> web.Response:
         from bot.webchat.qr import qr_svg
 
@@ -650,4 +715,6 @@ def setup(app: web.Application) -> WebChat:
     r.add_post("/chat/api/code", chat.make_code)
     r.add_post("/chat/api/restore", chat.use_code)
     r.add_post("/chat/api/email", chat.set_email)
+    r.add_post("/chat/api/phone", chat.phone_start)
+    r.add_post("/chat/api/phone/confirm", chat.phone_confirm)
     return chat

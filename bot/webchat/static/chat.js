@@ -238,6 +238,23 @@
       $("email-result").textContent = data.text; $("email-result").hidden = false;
     }).catch(function (err) { $("email-result").textContent = err.message; $("email-result").hidden = false; });
   });
+  function say(id, text) { $(id).textContent = text; $(id).hidden = !text; }
+  if (boot.sms) {
+    $("phone-section").hidden = false;
+    $("phone-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      api("POST", "/chat/api/phone", { phone: $("phone-input").value }).then(function (data) {
+        say("phone-result", data.text);
+      }).catch(function (err) { say("phone-result", err.message); });
+    });
+    $("phone-code-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      api("POST", "/chat/api/phone/confirm", { code: $("phone-code").value }).then(function (data) {
+        say("phone-result", data.text);
+        if (data.switched) setTimeout(function () { location.reload(); }, 300);
+      }).catch(function (err) { say("phone-result", err.message); });
+    });
+  }
   if (!boot.mail) {
     $("email-form").hidden = true;
     $("email-explain").textContent = T.email_off;
