@@ -204,7 +204,8 @@ class WebChat:
         return {"id": fid, "name": name}
 
     # ── turns ───────────────────────────────────────────────────────
-    async def run_turn(self, user_id: str, event: dict | None, cid: str = "", echo: dict | None = None) -> None:
+    async def run_turn(self, user_id: str, event: dict | None, cid: str = "", echo: dict | None = None,
+                       after: int = 0) -> None:
         """One event through the conversation; the user's own message and the replies appended to the log."""
         async with self.lock(user_id):
             if cid:
@@ -222,6 +223,8 @@ class WebChat:
 
             async def deliver(record: dict, replies: list[dict]) -> None:
                 web_ = self.web_of(record)
+                if after > int(web_.get("seen") or 0):
+                    web_["seen"] = min(after, web_["seq"])     # what the page had shown when the user acted
                 if cid:
                     web_["cids"] = (web_.get("cids", []) + [cid])[-30:]
                 if echo is not None:
@@ -362,8 +365,8 @@ class WebChat:
         if after == 0:
             body["unseen"] = sum(1 for e in log_ if e.get("news") and e["seq"] > seen)
             body["seen"] = seen
-        elif after > seen:
-            await self.mark_seen(user_id, after)
+        elif any(e.get("news") and seen < e["seq"] <= after for e in log_):
+            await self.mark_seen(user_id, after)        # news the page has shown: seen (other entries: no write)
         return _json(body)
 
     async def mark_seen(self, user_id: str, seq: int) -> None:
@@ -397,7 +400,7 @@ class WebChat:
         else:
             raise Refused(400, "bad_request")
         log.info("web user %s: %s", user_id, event["type"])
-        await self.run_turn(user_id, event, cid, echo)
+        await self.run_turn(user_id, event, cid, echo, after)
         return await self._since(user_id, after)
 
     def text_event(self, text: str) -> dict:
@@ -451,7 +454,7 @@ class WebChat:
         sha = await asyncio.to_thread(files.save, self.files_dir, bytes(data))
         event = {"type": "file", "name": name, "size": len(data), "mime": mime, "sha256": sha, "ref": sha}
         log.info("web user %s: file", user_id)
-        await self.run_turn(user_id, event, cid, {"from": "me", "file_name": name})
+        await self.run_turn(user_id, event, cid, {"from": "me", "file_name": name}, after)
         return await self._since(user_id, after)
 
     async def download(self, request: web.Request) -> web.Response:
