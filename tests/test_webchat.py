@@ -539,3 +539,14 @@ async def test_without_an_sms_sender_there_is_no_phone_binding(tmp_path):
         assert status == 404 and body["text"]
     with pytest.raises(SettingsError, match="HUQI_SMS_SENDER"):
         load_settings({"HUQI_SMS_SENDER": "not a spec"})
+
+
+async def test_a_traditional_writer_gets_the_page_in_traditional_too(tmp_path):
+    async with service(tmp_path) as (url, store, _app), Phone(url) as phone:
+        async with phone.http.get(url + "/chat") as r:
+            simplified = await r.text()
+        await phone.send(text="有自媒體說我們公司資金鏈斷裂馬上破產 https://m.weibo.cn/status/4987654321")
+        async with phone.http.get(url + "/chat") as r:
+            page = await r.text()
+        assert "我的案件" in simplified and "我的案件" in page            # the same in both scripts
+        assert "對話" in page and "对话" not in page.split("<main>")[0]

@@ -315,9 +315,14 @@ class WebChat:
             if not self.new_ids.allow(self.address(request)):
                 return web.Response(status=429, text=say("errors", "too_many"), headers=SECURITY_HEADERS)
             user_id = identity.new_user_id()
-        p = T()["page"]
+        p = dict(T()["page"])
+        errors = {f"error_{k}": v for k, v in T()["errors"].items()}
+        if not fresh and await self.lang_of(user_id) == "hant":        # a Traditional writer: the page too
+            from knowledge.text import to_traditional
+            p = {k: to_traditional(v) for k, v in p.items()}
+            errors = {k: to_traditional(v) for k, v in errors.items()}
         boot = {"csrf": identity.csrf_token(self.secret, user_id), "maxBytes": self.max_file_bytes,
-                "textLimit": TEXT_LIMIT, "texts": {**p, **{f"error_{k}": v for k, v in T()["errors"].items()}},
+                "textLimit": TEXT_LIMIT, "texts": {**p, **errors},
                 "mail": self.mailer is not None, "sms": self.sms is not None}
         tpl = (HERE / "static" / "chat.html").read_text(encoding="utf-8")
         body = tpl.replace("{{boot}}", html.escape(json.dumps(boot, ensure_ascii=False), quote=True))
@@ -621,7 +626,7 @@ class WebChat:
         from bot.webchat.qr import qr_svg
 
         return web.Response(text=qr_svg(self.link(request)), content_type="image/svg+xml",
-                            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+                            headers=dict(SECURITY_HEADERS, **{"Cache-Control": "no-cache"}))
 
 
 def _int(raw) -> int:
@@ -689,6 +694,11 @@ async def _errors(request: web.Request, handler):
 
 
 WEBCHAT = web.AppKey("webchat", WebChat)
+
+
+def chat_link(request: web.Request) -> str:
+    """The link to the web chat to print or post (HUQI_PUBLIC_URL, else the address this request came to)."""
+    return request.app[WEBCHAT].link(request)
 
 
 def setup(app: web.Application) -> WebChat:
