@@ -219,3 +219,32 @@ async def test_double_taps_reloads_and_markup_keep_the_conversation_consistent(t
         seqs = await tab.locator(f"{LOG} .msg").evaluate_all("els => els.map(e => +e.dataset.seq)")
         assert seqs == list(range(1, len(seqs) + 1))
         await ctx.close()
+
+
+async def test_a_recovery_code_shown_once_opens_the_same_conversation_on_another_phone(tmp_path):
+    async with service(tmp_path) as (url, store), chromium() as browser:
+        old_ctx, new_ctx = await browser.new_context(**PHONE), await browser.new_context(**PHONE)
+        old = await old_ctx.new_page()
+        await old.goto(url + "/chat")
+        await old.wait_for_selector(f"{LOG} .msg.bot button.chip")
+        n = await bot_count(old)
+        await old.fill("input[name=text]", DESCRIPTION)
+        await old.press("input[name=text]", "Enter")
+        await wait_more(old, n)
+        await old.locator("nav button", has_text="找回").tap()
+        await old.locator("#code-make").tap()
+        await old.wait_for_selector("#code-shown:not([hidden])")
+        code = (await old.locator("#code-value").inner_text()).strip()
+        assert len(code.replace("-", "")) == 12
+        new = await new_ctx.new_page()
+        await new.goto(url + "/chat")
+        await new.wait_for_selector(f"{LOG} .msg.bot")
+        assert DESCRIPTION not in await new.locator(LOG).inner_text()
+        await new.locator("nav button", has_text="找回").tap()
+        await new.fill("#code-input", code.lower())
+        async with new.expect_navigation():
+            await new.locator("#code-form button").tap()
+        await new.wait_for_function(
+            "d => document.querySelector('[role=log]').textContent.includes(d)", arg=DESCRIPTION, timeout=15000)
+        await old_ctx.close()
+        await new_ctx.close()
