@@ -550,3 +550,26 @@ async def test_a_traditional_writer_gets_the_page_in_traditional_too(tmp_path):
             page = await r.text()
         assert "我的案件" in simplified and "我的案件" in page            # the same in both scripts
         assert "對話" in page and "对话" not in page.split("<main>")[0]
+
+
+async def test_a_long_conversation_keeps_the_record_small_and_the_page_complete(tmp_path):
+    from bot.webchat import CHUNK, CHUNKS_KEPT, RECENT
+
+    async with service(tmp_path) as (url, store, app), Phone(url) as phone:
+        app[WEBCHAT].user_rate = identity.RateLimiter(10**6)
+        for i in range(40):
+            status, _ = await phone.send(text="/help" if i % 2 else "/faq")
+            assert status == 200
+        record = await store.get_state(f"web:{phone_user(phone)}")
+        assert len(record["web"]["log"]) < RECENT and len(record["web"]["archive"]) <= CHUNKS_KEPT
+        live = list(phone.shown)
+        phone.last, phone.shown = 0, []
+        await phone.poll()                           # a reload: everything still kept, once, in order
+        seqs = [e["seq"] for e in phone.shown]
+        assert seqs == list(range(seqs[0], record["web"]["seq"] + 1))
+        assert len(seqs) >= min(len(live), CHUNK * CHUNKS_KEPT)
+        assert phone.shown == live[-len(phone.shown):]
+        phone.last = seqs[-1] - 70                   # a page far behind catches up from the archive
+        phone.shown = []
+        await phone.poll()
+        assert [e["seq"] for e in phone.shown] == list(range(seqs[-1] - 69, seqs[-1] + 1))

@@ -40,7 +40,10 @@ log = logging.getLogger("huqi.webchat")
 MESSENGER = "web"
 HERE = Path(__file__).parent
 STATIC = {"chat.js": "application/javascript", "chat.css": "text/css"}
-LOG_KEEP = 200              # log entries kept per user
+LOG_KEEP = 200              # log entries in the record at most (a safety net; archiving keeps it near RECENT)
+RECENT = 60                 # entries kept in the record (rewritten every turn); older ones go to archive chunks
+CHUNK = 40                  # entries per archive chunk (written once)
+CHUNKS_KEPT = 4             # archive chunks kept per user
 TEXT_LIMIT = 2000           # characters of one typed message
 VALUE_LIMIT = 512           # characters of a button value
 JSON_LIMIT = 16 * 1024      # bytes of a JSON request body
@@ -189,6 +192,31 @@ class WebChat:
                 entry["buttons"] = chips
             if entry["text"] or "file" in entry or chips:
                 self.append(web_, entry)
+        await self.archive(user_id, web_)
+
+    async def archive(self, user_id: str, web_: dict) -> None:
+        """Move the oldest entries out of the record (rewritten each turn) into a chunk written once."""
+        log_ = web_["log"]
+        if len(log_) < RECENT:
+            return
+        old, web_["log"] = log_[:CHUNK], log_[CHUNK:]
+        web_["chunks"] = int(web_.get("chunks") or 0) + 1
+        key = f"weblog:{user_id}:{web_['chunks']}"
+        await self.store.put_state(key, {"entries": old})
+        kept = (web_.get("archive") or []) + [key]
+        for gone in kept[:-CHUNKS_KEPT]:
+            await self.store.delete_state(gone)
+        web_["archive"] = kept[-CHUNKS_KEPT:]
+
+    async def entries_after(self, web_: dict, after: int) -> list[dict]:
+        """The log entries numbered above ``after``, from the archive chunks too when the page is that far behind."""
+        log_ = web_.get("log") or []
+        out = []
+        if web_.get("archive") and (not log_ or log_[0]["seq"] > after + 1):
+            for key in web_["archive"]:
+                chunk = await self.store.get_state(key) or {}
+                out += [e for e in chunk.get("entries") or [] if e["seq"] > after]
+        return out + [e for e in log_ if e["seq"] > after]
 
     async def keep_file(self, user_id: str, f: dict) -> dict:
         """A file the conversation offers (the draft, a checklist), kept for download by this user only."""
@@ -356,7 +384,7 @@ class WebChat:
             record = await self.store.get_state(key) or {}
             web_ = record.get("web") or {}
             log_ = web_.get("log") or []
-            new = [e for e in log_ if e["seq"] > after]
+            new = await self.entries_after(web_, after)
             left = deadline - asyncio.get_running_loop().time()
             if new or not wait or left <= 0 or self.closing:
                 break
@@ -368,7 +396,7 @@ class WebChat:
         body = {"messages": new, "last": int(web_.get("seq") or 0),
                 "email": bool(web_.get("email"))}
         if after == 0:
-            body["unseen"] = sum(1 for e in log_ if e.get("news") and e["seq"] > seen)
+            body["unseen"] = sum(1 for e in new if e.get("news") and e["seq"] > seen)
             body["seen"] = seen
         elif any(e.get("news") and seen < e["seq"] <= after for e in log_):
             await self.mark_seen(user_id, after)        # news the page has shown: seen (other entries: no write)
@@ -420,7 +448,7 @@ class WebChat:
     async def _since(self, user_id: str, after: int) -> web.Response:
         record = await self.store.get_state(self.conv.key(user_id)) or {}
         web_ = record.get("web") or {}
-        return _json({"messages": [e for e in web_.get("log") or [] if e["seq"] > after],
+        return _json({"messages": await self.entries_after(web_, after),
                       "last": int(web_.get("seq") or 0)})
 
     async def upload(self, request: web.Request) -> web.Response:
