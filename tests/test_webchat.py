@@ -573,3 +573,24 @@ async def test_a_long_conversation_keeps_the_record_small_and_the_page_complete(
         phone.shown = []
         await phone.poll()
         assert [e["seq"] for e in phone.shown] == list(range(seqs[-1] - 69, seqs[-1] + 1))
+
+
+async def test_without_telegram_the_web_sender_leaves_telegram_messages_waiting(tmp_path):
+    async with service(tmp_path) as (url, store, app):            # no token: only the web deliverer runs
+        msg = await enqueue(store, kind="message", owner={"messenger": "telegram", "user_id": "1001"},
+                            text="hello", now=now())
+        for _ in range(30):
+            got = await store.outbox_get(msg["id"])
+            if got["status"] != "pending" or got.get("attempts"):
+                break
+            await asyncio.sleep(0.1)
+        assert (await store.outbox_get(msg["id"]))["status"] == "pending"        # not parked, not lost
+
+
+async def test_a_store_failure_is_a_clear_answer_and_the_page_still_loads(tmp_path):
+    async with service(tmp_path) as (url, store, app), Phone(url) as phone:
+        await store.close()
+        status, body = await phone.send(text=DESCRIPTION)
+        assert status == 503 and body["text"]
+        async with phone.http.get(url + "/chat") as r:
+            assert r.status == 200

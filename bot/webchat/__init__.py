@@ -3,8 +3,8 @@
 One :class:`bot.conversation.Conversations` for the messenger ``"web"``
 (owner ``{"messenger": "web", "user_id": <anonymous id>}``): the same engine,
 session and store effects as Telegram.  Everything a user sees is appended
-to a log kept in the user's record (``record["web"]["log"]``), each entry
-numbered; the page asks for the entries after the last number it showed,
+to a log kept in the user's record (``record["web"]["log"]``, older entries
+in archive chunks), each entry numbered; the page asks for the entries after the last number it showed,
 so a reconnect loses nothing and shows nothing twice.  Queued notifications
 (the outbox sender's ``"web"`` deliverer) are appended to the same log.
 
@@ -345,7 +345,11 @@ class WebChat:
             user_id = identity.new_user_id()
         p = dict(T()["page"])
         errors = {f"error_{k}": v for k, v in T()["errors"].items()}
-        if not fresh and await self.lang_of(user_id) == "hant":        # a Traditional writer: the page too
+        try:
+            lang = None if fresh else await self.lang_of(user_id)
+        except (StoreError, OSError):
+            lang = None                             # the page still loads; its requests will say what is wrong
+        if lang == "hant":                          # a Traditional writer: the page too
             from knowledge.text import to_traditional
             p = {k: to_traditional(v) for k, v in p.items()}
             errors = {k: to_traditional(v) for k, v in errors.items()}
