@@ -198,13 +198,8 @@ async def test_nobody_reaches_another_users_case_by_its_number(tmp_path):
                 assert r.status == 404
         async with bob.http.get(f"{url}/chat/api/cases") as r:
             assert (await r.json())["cases"] == []
-        await bob.send(text=f"/cases")
+        await bob.send(text="/cases")
         assert case["id"] not in bob.text()
-        # files offered to alice in her chat are hers only
-        fid = next((e["file"]["id"] for e in alice.shown if e.get("file")), None)
-        if fid:
-            async with bob.http.get(f"{url}/chat/api/file/{fid}") as r:
-                assert r.status == 404
 
 
 async def test_the_cookie_secret_is_made_once_kept_private_and_survives_a_restart(tmp_path):
@@ -261,7 +256,7 @@ async def test_bad_input_gets_a_clear_answer_and_loses_nothing(tmp_path):
 async def test_requests_are_rate_limited_per_identity_and_per_address(tmp_path):
     async with service(tmp_path, HUQI_WEB_ADDRESS_RATE="100") as (url, store, app):
         async with Phone(url) as phone:
-            statuses = [(await phone.send(text=f"/help"))[0] for _ in range(70)]
+            statuses = [(await phone.send(text="/help"))[0] for _ in range(70)]
             assert 429 in statuses and statuses[0] == 200
         limited = 0
         for _ in range(12):                         # new identities from one address
@@ -307,7 +302,7 @@ async def test_double_taps_and_two_tabs_keep_one_turn_at_a_time_in_order(tmp_pat
         tab.http.cookie_jar.update_cookies({c.key: c.value for c in phone.http.cookie_jar})
         tab.http._cookie_jar = phone.http.cookie_jar
         tab.csrf = phone.csrf
-        words = [f"/help" for _ in range(6)]
+        words = ["/help"] * 6
         await asyncio.gather(*(p.send(cid=f"t{i}", text=w) for i, (p, w) in
                                enumerate(zip([phone, tab] * 3, words))))
         await tab.http.close()
@@ -594,3 +589,18 @@ async def test_a_store_failure_is_a_clear_answer_and_the_page_still_loads(tmp_pa
         assert status == 503 and body["text"]
         async with phone.http.get(url + "/chat") as r:
             assert r.status == 200
+
+
+async def test_a_draft_offered_in_the_chat_downloads_for_its_owner_only(tmp_path):
+    async with service(tmp_path) as (url, store, _app), Phone(url) as alice, Phone(url) as bob:
+        await report(alice, store)
+        await alice.tap("查看草稿")
+        await alice.tap("下载草稿文件")
+        (entry,) = [e for e in alice.shown if e.get("file")]
+        async with alice.http.get(f"{url}/chat/api/file/{entry['file']['id']}") as r:
+            assert r.status == 200 and r.headers["Content-Disposition"].startswith("attachment")
+            assert r.headers["Content-Type"].startswith("text/plain") and len(await r.read()) > 100
+        async with bob.http.get(f"{url}/chat/api/file/{entry['file']['id']}") as r:
+            assert r.status == 404
+        async with bob.http.get(f"{url}/chat/api/file/..%2F..%2Fetc") as r:
+            assert r.status == 404
