@@ -255,9 +255,20 @@ async def test_bad_input_gets_a_clear_answer_and_loses_nothing(tmp_path):
 
 async def test_requests_are_rate_limited_per_identity_and_per_address(tmp_path):
     async with service(tmp_path, HUQI_WEB_ADDRESS_RATE="100") as (url, store, app):
+        chat = app[WEBCHAT]
+        for limiter in (chat.user_rate, chat.addr_rate, chat.new_ids):
+            limiter.clock = lambda: 1000.0          # no refill while the test runs, however slow the machine
         async with Phone(url) as phone:
-            statuses = [(await phone.send(text="/help"))[0] for _ in range(70)]
-            assert 429 in statuses and statuses[0] == 200
+            statuses = [(await phone.send(text="/help"))[0] for _ in range(62)]
+            assert statuses[0] == 200 and statuses[-1] == 429 and statuses.count(200) < 60
+            async with Phone(url) as other:         # another identity is not held up by the first
+                assert (await other.send(text="/help"))[0] == 200
+        # one address: 100 writes a minute however many identities it uses
+        statuses = []
+        for _ in range(3):
+            async with Phone(url) as p:
+                statuses += [(await p.send(text="/help"))[0] for _ in range(20)]
+        assert 429 in statuses
         limited = 0
         for _ in range(12):                         # new identities from one address
             async with aiohttp.ClientSession() as http:
