@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
@@ -50,6 +51,11 @@ class Settings:
     sweep_minutes: float = 15.0
     max_file_mb: float = 20.0
     database_url: str | None = None
+    cookie_secret: str | None = None        # web chat cookies; None: generated once into the data dir
+    public_url: str | None = None           # where users reach this service (web chat link, QR code)
+    smtp_url: str | None = None             # e-mail notifications for the web chat
+    web_address_rate: int = 600             # web chat requests per minute from one address
+    sms_sender: str | None = None           # "package.module:factory" for binding a mobile number by SMS
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -142,6 +148,20 @@ def _tokens(env: Mapping[str, str]) -> tuple[ApiToken, ...]:
     return tuple(tokens)
 
 
+def _cookie_secret(env: Mapping[str, str]) -> str | None:
+    raw = _get(env, "HUQI_COOKIE_SECRET")
+    if raw is not None and len(raw) < 32:
+        raise SettingsError("HUQI_COOKIE_SECRET must be at least 32 characters")
+    return raw
+
+
+def _sms_sender(env: Mapping[str, str]) -> str | None:
+    raw = _get(env, "HUQI_SMS_SENDER")
+    if raw is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", raw):
+        raise SettingsError(f"HUQI_SMS_SENDER={raw!r} must be package.module:factory")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting once; SettingsError (one line) for anything unusable."""
     env = dict(os.environ if env is None else env)
@@ -180,6 +200,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sweep_minutes=_num(env, "HUQI_REMINDER_SWEEP_MINUTES", float, 15.0, 0.01, 24 * 60),
         max_file_mb=_num(env, "HUQI_MAX_FILE_MB", float, 20.0, 0.001, 2000),
         database_url=database_url,
+        cookie_secret=_cookie_secret(env),
+        public_url=_url(env, "HUQI_PUBLIC_URL"),
+        smtp_url=_url(env, "HUQI_SMTP_URL", schemes=("smtp", "smtps")),
+        web_address_rate=_num(env, "HUQI_WEB_ADDRESS_RATE", int, 600, 1, 10**7),
+        sms_sender=_sms_sender(env),
         env=env,
     )
 

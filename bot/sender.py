@@ -68,9 +68,9 @@ class Sender:
 
     async def deliver(self, msg: dict) -> None:
         target = self._target(msg)
-        if target is None:
-            await self.store.outbox_fail(msg["id"], "parked", "no sender for this recipient")
-            log.warning("outbox %s parked: no sender for its recipient", msg["id"])
+        if target is None:          # its messenger is not running in this process (staff side alone): it waits
+            await self.store.outbox_retry(msg["id"], self.clock() + timedelta(seconds=self.max_delay), "no sender here")
+            log.info("outbox %s waits: no sender for its recipient runs here", msg["id"])
             return
         try:
             await target(msg)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot import texts, workspace
+from bot import api, texts, webchat, workspace
 from bot.appkeys import CLOCK, SETTINGS, STATUS, STORE
 from bot.config import Settings
 from bot.conversation import Conversations, turn_failed
@@ -148,13 +148,9 @@ def build_app(settings: Settings, store, *, clock=utcnow, start_telegram: bool =
         app[TELEGRAM] = telegram
         if telegram.webhook:
             app.router.add_post(webhook_path(settings), webhook)
-    try:
-        from bot import api
-    except ImportError:        # until the staff API lands
-        api = None
-    if api is not None:
-        api.setup(app)
+    api.setup(app)
     workspace.setup(app)
+    webchat.setup(app)
 
     async def startup(app: web.Application) -> None:
         if telegram is not None:
