@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Callable
 
 from bot import reminders, satisfaction
+from bot.store import lookup_id
 from bot.config import reminder_days
 from dialogs.engine import Engine
 from dialogs.lifecycle import TransitionRefused, record
@@ -116,8 +117,11 @@ class Session:
     async def _transition(self, effect: dict) -> dict:
         kw = {k: effect[k] for k in ("channel", "ref", "outcome", "reason") if effect.get(k)}
         try:
-            case = await record(self.store, effect["case_id"], effect["to"], owner=self.owner,
-                                who=self.who, now=self.clock(), **kw)
+            # the same per-case lock as staff changes (bot.ops): the lifecycle's check and the write
+            # happen together, also across workers
+            async with self.store.chat_lock(f"case:{lookup_id(effect['case_id']) or effect['case_id']}"):
+                case = await record(self.store, effect["case_id"], effect["to"], owner=self.owner,
+                                    who=self.who, now=self.clock(), **kw)
         except (TransitionRefused, CaseNotFound) as e:
             return {"type": "transitioned", "case": await self.store.get(effect["case_id"], owner=self.owner),
                     "error": str(e)}

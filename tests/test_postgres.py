@@ -438,3 +438,28 @@ async def test_ping_and_calls_fail_cleanly_while_the_server_is_down_then_recover
         await store.close()
     with pytest.raises(StoreError):
         await store.ping()  # closed
+
+
+async def test_staff_and_owner_closing_at_once_on_two_workers_record_one_closing(stores):
+    """The lifecycle's check and its write happen under one per-case lock shared by the staff's
+    operations and the owner's conversation, so two workers cannot both close a case."""
+    from bot import ops
+    from bot.session import Session
+    from dialogs.engine import Engine
+    from dialogs.lifecycle import record
+
+    a, b = stores(), stores()
+    engine = Engine()
+    ids = []
+    for _ in range(8):
+        c = await a.create(case(status="draft"))
+        await record(a, c["id"], "submitted", who="t", now=T0, channel="platform")
+        await record(a, c["id"], "action_taken", who="t", now=T0, channel="platform", outcome="deleted")
+        ids.append(c["id"])
+    owner = Session(engine, b, dict(ALICE))
+    await asyncio.gather(*(job for cid in ids for job in (
+        ops.transition(a, cid, "closed", who="desk", now=T0, reason="resolved"),
+        owner._transition({"case_id": cid, "to": "closed", "reason": "withdrawn"}))), return_exceptions=True)
+    for cid in ids:
+        closings = [e for e in (await a.get(cid))["history"] if e.get("to") == "closed"]
+        assert len(closings) == 1, cid

@@ -34,3 +34,4 @@ async def test_a_staff_message_in_the_history_does_not_show_as_a_status_in_the_c
     view = await s.turn({"type": "button", "value": f"case:{case['id']}"})
     assert case["id"] in said(listing) and case["id"] in said(view)
     assert "None" not in said(view)
+
