@@ -473,3 +473,17 @@ async def test_bad_input_gets_a_page_never_a_traceback(svc):
     case = await svc.store.get("HQ-2610-BBBB")
     assert case["status"] == "submitted" and len(case["history"]) == 1
     assert await svc.store.outbox_list() == []
+
+
+async def test_the_invite_page_shows_the_chat_link_and_a_qr_code_that_is_an_svg(svc):
+    async with client() as http:
+        status, html = await page(http, svc, "/ops/invite")
+        assert "/ops/login" in html                               # signed out: the sign-in form
+        await sign_in(http, svc)
+        status, html = await page(http, svc, "/ops/invite")
+        assert status == 200 and 'id="chat-qr"' in html
+        link = re.search(r'id="chat-link">([^<]+)<', html).group(1)
+        assert link.endswith("/chat")
+        async with http.get(svc.url + "/chat/qr.svg") as resp:
+            assert resp.status == 200 and resp.content_type == "image/svg+xml"
+            assert (await resp.text()).lstrip().startswith(("<?xml", "<svg"))

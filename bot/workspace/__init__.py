@@ -128,4 +128,5 @@ def setup(app: web.Application) -> None:
     r.add_get(PREFIX + "/export.csv", views.export_csv)
     r.add_get(PREFIX + "/stats", views.stats_page)
     r.add_get(PREFIX + "/stats/{chart}.csv", views.stats_csv)
+    r.add_get(PREFIX + "/invite", views.invite_page)
     r.add_static(PREFIX + "/static", HERE / "static", append_version=False)

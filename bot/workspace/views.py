@@ -465,6 +465,13 @@ async def stats_page(request: web.Request, session: Session) -> web.Response:
 
 
 @signed_in
+async def invite_page(request: web.Request, session: Session) -> web.Response:
+    """The web chat's QR code and short link, to print or post in a WeChat group."""
+    from bot.webchat import chat_link
+    return render(request, "invite.html", _base(session, active="invite", link=chat_link(request)))
+
+
+@signed_in
 async def stats_csv(request: web.Request, session: Session) -> web.Response:
     values, st, built, error = await _stats(request)
     chart = charts.find(built, request.match_info["chart"])
