@@ -15,6 +15,8 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
+from bot.background import Background
+
 log = logging.getLogger("huqi.sender")
 
 Deliver = Callable[[dict], Awaitable[None]]
@@ -34,7 +36,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Sender:
+class Sender(Background):
+    task_name = "huqi-outbox-sender"
+
     def __init__(self, store, clock: Callable[[], datetime] = utcnow, *, max_attempts: int = 8,
                  base_delay: float = 2.0, max_delay: float = 3600.0, lease_seconds: float = 120.0,
                  batch: int = 50, idle_seconds: float = 1.0):
@@ -49,7 +53,6 @@ class Sender:
         self.batch = batch
         self.idle_seconds = idle_seconds
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
         self.sent = 0
 
     def register(self, messenger: str, deliver: Deliver) -> None:
@@ -113,19 +116,6 @@ class Sender:
             log.info("outbox %s: could not mark case unreachable: %s", msg["id"], type(e).__name__)
 
     # background task
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="huqi-outbox-sender")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-
     async def _run(self) -> None:
         while True:
             try:

@@ -14,6 +14,7 @@ import logging
 from datetime import datetime
 
 from bot import reminders, texts
+from bot.background import Background
 from bot.conversation import case_facts
 from bot.outbox import enqueue
 
@@ -56,27 +57,15 @@ async def sweep(store, now: datetime, operator_chat_id: int | None = None) -> in
         return queued
 
 
-class Sweeper:
+class Sweeper(Background):
     """Runs :func:`sweep` every ``every`` seconds as a background task."""
+
+    task_name = "huqi-reminder-sweep"
 
     def __init__(self, store, clock, every: float, operator_chat_id: int | None = None, on_queued=None):
         self.store, self.clock, self.every = store, clock, every
         self.operator_chat_id = operator_chat_id
         self.on_queued = on_queued
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="huqi-reminder-sweep")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:
