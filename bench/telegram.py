@@ -252,6 +252,8 @@ async def bench_sweep_and_outbox(data_dir: Path, due: int) -> dict:
     from bot.store import open_store
     from bot.sweep import sweep
 
+    from bot.server import settle, warm
+    warm()
     store = open_store(data_dir)
     try:
         then = datetime.now(timezone.utc) - timedelta(days=30)
@@ -259,6 +261,7 @@ async def bench_sweep_and_outbox(data_dir: Path, due: int) -> dict:
             case = await store.create({"owner": {"messenger": "telegram", "user_id": str(7_000_000 + i)},
                                        "status": "submitted", "type": "rumor", "platform": "weibo"})
             await store.set_reminder(case["id"], then, "no_news", days=7)
+        settle()                                # as huqi serve does once it has started
         block_ms, queued = await loop_lag_during(sweep(store, datetime.now(timezone.utc)))
         for i in range(due - queued):
             await enqueue(store, kind="message", owner={"messenger": "telegram", "user_id": str(i)}, text="x")

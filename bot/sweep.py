@@ -20,7 +20,7 @@ from bot.outbox import enqueue
 
 log = logging.getLogger("huqi.sweep")
 
-YIELD_EVERY = 50       # reminders handled between two returns to the event loop
+YIELD_EVERY = 10       # reminders handled between two returns to the event loop
 
 
 async def sweep(store, now: datetime, operator_chat_id: int | None = None) -> int:
