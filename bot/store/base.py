@@ -185,9 +185,19 @@ class CaseStore(ABC):
         self._check_open()
         okey = owner_key(owner) if owner is not None else None
         prepared = prepare_filters(status, filters, self._clock())
+        if self.select_in_thread:          # decoding thousands of cases must not hold the event loop
+            docs = await asyncio.to_thread(self._matching, okey, prepared)
+        else:
+            docs = self._matching(okey, prepared)
+        return docs[:limit] if limit is not None else docs
+
+    #: True where _select is safe in a worker thread (it takes the backend's own lock) and costly.
+    select_in_thread = False
+
+    def _matching(self, okey: Optional[str], prepared: dict) -> list:
         docs = [d for d in self._select(okey, prepared) if matches(d, okey, prepared)]
         docs.sort(key=sort_key)
-        return docs[:limit] if limit is not None else docs
+        return docs
 
     async def update(self, case_id: str, changes: dict, owner: Optional[dict] = None) -> dict:
         """Set non-history fields; returns the updated case.

@@ -691,6 +691,8 @@ class LoggedTinyDBStore(LocalStore):
     def _detach(self, doc: dict) -> dict:
         return doc  # the store keeps bytes, never this object
 
+    select_in_thread = True          # _select holds self._mem while it copies the blobs
+
     def _select(self, okey: Optional[str], filters: dict) -> Iterable[dict]:
         q = Query()
         cond = None
