@@ -549,3 +549,13 @@ def test_the_held_out_sets_are_not_among_the_examples(path):
     learned = {t for texts in knowledge().examples.values() for t in texts}
     held_out = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert not learned.intersection(held_out)
+
+
+@pytest.mark.parametrize("text", ["有个公众号一直发文章抹黑我们，还私信说给5万就删",
+                                  "对方说转两千块就删帖"])
+def test_a_price_for_deleting_is_the_extortion_flag(text):
+    assert "extortion" in classify(text).flags
+
+
+def test_a_platform_that_simply_deleted_is_not_extortion():
+    assert "extortion" not in classify("我们投诉以后平台看了就删了，但是那个号又发了一遍").flags
