@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 
@@ -41,35 +40,19 @@ def cmd_kb_check(args) -> int:
     return 0
 
 
-def _finite_or_text(literal: str) -> float | str:
-    value = float(literal)
-    return value if math.isfinite(value) else literal
-
-
 def classify_line(clf, line: bytes | str, lineno: int) -> dict:
     """One JSONL input line to one output object; bad lines become error objects."""
-    if isinstance(line, bytes):
-        try:
-            line = line.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"id": None, "line": lineno, "error": "line is not UTF-8 text"}
-    line = line.lstrip("\ufeff")
-    try:
-        # a number JSON cannot write back (1e999, NaN) is kept as the text it was written as
-        obj = json.loads(line, parse_float=_finite_or_text, parse_constant=str)
-    except (json.JSONDecodeError, RecursionError) as e:
-        return {"id": None, "line": lineno, "error": f"not valid JSON: {str(e)[:80]}"}
-    if not isinstance(obj, dict):
-        return {"id": None, "line": lineno, "error": "expected a JSON object with \"text\""}
-    id_ = obj.get("id")
-    text = obj.get("text")
-    if not isinstance(text, str):
-        return {"id": id_, "line": lineno, "error": "missing \"text\" (a string)"}
+    from bot import jsonl
+    req = jsonl.request(line, lineno)
+    if isinstance(req, dict):
+        return req
+    id_, text = req
     return clf.classify(text).as_json(id_) | ({"id": id_} if id_ is None else {})
 
 
 def cmd_classify(args) -> int:
     _kb_or_exit()
+    from bot import jsonl
     from knowledge import get_classifier
     clf = get_classifier()
     if args.jsonl:
@@ -77,11 +60,7 @@ def cmd_classify(args) -> int:
         for lineno, line in enumerate(sys.stdin.buffer, 1):
             if not line.strip():
                 continue
-            result = classify_line(clf, line.rstrip(b"\r\n"), lineno)
-            try:
-                out.write(json.dumps(result, ensure_ascii=False) + "\n")
-            except UnicodeEncodeError:   # a lone surrogate in an id: escape it, keep going
-                out.write(json.dumps(result) + "\n")
+            jsonl.write(out, classify_line(clf, line.rstrip(b"\r\n"), lineno))
         out.flush()
         return 0
     text = " ".join(args.text) if args.text else _text("cli_example")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 
+from bot import jsonl
+
 MAX_CHARS = 2000          # longer texts are cut: a question, not a document
 
 
@@ -53,30 +55,11 @@ def answer(index, text: str, id_=None) -> dict:
 
 def answer_line(index, line: bytes | str, lineno: int) -> dict:
     """One JSONL input line to one output object; bad lines become error objects."""
-    if isinstance(line, bytes):
-        try:
-            line = line.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"id": None, "line": lineno, "error": "line is not UTF-8 text"}
-    line = line.lstrip("\ufeff")
-    try:
-        obj = json.loads(line)
-    except (json.JSONDecodeError, RecursionError) as e:
-        return {"id": None, "line": lineno, "error": f"not valid JSON: {str(e)[:80]}"}
-    if not isinstance(obj, dict):
-        return {"id": None, "line": lineno, "error": "expected a JSON object with \"text\""}
-    id_ = obj.get("id")
-    text = obj.get("text")
-    if not isinstance(text, str):
-        return {"id": id_, "line": lineno, "error": "missing \"text\" (a string)"}
+    req = jsonl.request(line, lineno)
+    if isinstance(req, dict):
+        return req
+    id_, text = req
     return answer(index, text, id_)
-
-
-def _write(out, obj: dict) -> None:
-    try:
-        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    except UnicodeEncodeError:          # a lone surrogate in an id: escape it, keep going
-        out.write(json.dumps(obj) + "\n")
 
 
 def cmd_faq(args) -> int:
@@ -90,7 +73,7 @@ def cmd_faq(args) -> int:
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            _write(out, answer_line(index, line, lineno))
+            jsonl.write(out, answer_line(index, line, lineno))
         out.flush()
         return 0
     text = " ".join(args.text).strip()

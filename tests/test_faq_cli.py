@@ -97,3 +97,9 @@ def test_a_traditional_question_gets_a_traditional_answer(index):
     assert r["faq_id"] == "platform_charges"
     assert "條" in r["answer"] and "条" not in r["answer"]
     assert r["sources"] == list(index.entries["platform_charges"]["source"])   # ids stay as in the data
+
+
+def test_an_id_json_cannot_write_back_is_kept_as_its_text(index):
+    r = answer_line(index, b'{"id": 1e999, "text": "\xe5\x88\xa0\xe5\xb8\x96\xe8\xa6\x81\xe6\x94\xb6\xe8\xb4\xb9\xe5\x90\x97"}', 1)
+    assert r["id"] == "1e999" and r["faq_id"]
+    json.loads(json.dumps(r, allow_nan=False))
