@@ -96,39 +96,8 @@ class CaseStore(ABC):
         Raises :class:`CaseExists` if the given id is taken (or was used by
         a purged case: numbers are never issued twice)."""
         self._check_open()
-        if not isinstance(case, dict):
-            raise TypeError("a case must be a dict")
         now = self._clock()
-        now_iso = to_iso(now)
-        doc = clone_json(
-            {k: v for k, v in case.items() if k not in TIME_FIELDS and k not in ("reminders", "history")}
-        )
-        for f in TIME_FIELDS:
-            if case.get(f) is not None:
-                doc[f] = to_iso(case[f])
-        doc["owner"] = _norm_owner(case.get("owner"))
-        given_id = case.get("id")
-        if given_id is not None:
-            if not isinstance(given_id, str):
-                raise ValueError("case id must be a string")
-            given_id = lookup_id(given_id)
-            if given_id is None:
-                raise ValueError(f"malformed case id: {case.get('id')!r}")
-        doc.setdefault("created_at", now_iso)
-        doc.setdefault("updated_at", now_iso)
-        status = doc.get("status") or DEFAULT_STATUS
-        closed_at = doc.pop("closed_at", None)
-        doc["status"] = DEFAULT_STATUS
-        _set_status(doc, status, closed_at or now_iso)
-        history = case.get("history") or []
-        if not isinstance(history, list):
-            raise TypeError("history must be a list of events")
-        doc["history"] = [_norm_event(ev, now_iso) for ev in history]
-        reminders = case.get("reminders") or []
-        if not isinstance(reminders, list):
-            raise TypeError("reminders must be a list")
-        for r in reminders:
-            _norm_reminder("", r)  # validate before queueing
+        doc, given_id, reminders = prepare_new_case(case, now)
 
         def taken(cid: str) -> bool:
             return self._has(cid) or self._retired(cid)
@@ -547,3 +516,42 @@ class CaseStore(ABC):
     @abstractmethod
     async def _shutdown(self) -> None:
         """Flush and release resources."""
+
+
+def prepare_new_case(case: Any, now: datetime) -> tuple:
+    """Validate and normalise a new case as :meth:`CaseStore.create` and every backend do:
+    ``(doc without id, given id or None, reminders to add)``."""
+    if not isinstance(case, dict):
+        raise TypeError("a case must be a dict")
+    now_iso = to_iso(now)
+    doc = clone_json(
+        {k: v for k, v in case.items() if k not in TIME_FIELDS and k not in ("reminders", "history")}
+    )
+    for f in TIME_FIELDS:
+        if case.get(f) is not None:
+            doc[f] = to_iso(case[f])
+    doc["owner"] = _norm_owner(case.get("owner"))
+    given_id = case.get("id")
+    if given_id is not None:
+        if not isinstance(given_id, str):
+            raise ValueError("case id must be a string")
+        given_id = lookup_id(given_id)
+        if given_id is None:
+            raise ValueError(f"malformed case id: {case.get('id')!r}")
+    doc.pop("id", None)
+    doc.setdefault("created_at", now_iso)
+    doc.setdefault("updated_at", now_iso)
+    status = doc.get("status") or DEFAULT_STATUS
+    closed_at = doc.pop("closed_at", None)
+    doc["status"] = DEFAULT_STATUS
+    _set_status(doc, status, closed_at or now_iso)
+    history = case.get("history") or []
+    if not isinstance(history, list):
+        raise TypeError("history must be a list of events")
+    doc["history"] = [_norm_event(ev, now_iso) for ev in history]
+    reminders = case.get("reminders") or []
+    if not isinstance(reminders, list):
+        raise TypeError("reminders must be a list")
+    for r in reminders:
+        _norm_reminder("", r)
+    return doc, given_id, reminders

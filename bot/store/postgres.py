@@ -57,7 +57,7 @@ from bot.store import (
     time_before,
     to_iso,
 )
-from bot.store.base import OUTBOX_STATUSES, CaseStore, MessageNotFound, check_state_key
+from bot.store.base import OUTBOX_STATUSES, CaseStore, MessageNotFound, check_state_key, prepare_new_case
 from bot.store.migrations import SchemaOutdated, check_conn, safe_url
 
 __all__ = ["PostgresStore", "SchemaOutdated"]
@@ -198,7 +198,7 @@ class PostgresStore(CaseStore):
     async def create(self, case: dict) -> dict:
         self._check_open()
         now = self._clock()
-        doc, given_id, reminders = _prepare_new(case, now)
+        doc, given_id, reminders = prepare_new_case(case, now)
         async with self._tx() as conn:
             for _ in range(20):
                 cid = given_id or new_case_id(now)
@@ -852,42 +852,3 @@ def _env_seconds(name: str, default: float) -> float:
     except ValueError:
         return default
     return value if 0 < value <= 3600 else default
-
-
-def _prepare_new(case: Any, now: datetime) -> tuple:
-    """Validate and normalise a new case as :meth:`CaseStore.create` does:
-    ``(doc without id, given id or None, reminders to add)``."""
-    if not isinstance(case, dict):
-        raise TypeError("a case must be a dict")
-    now_iso = to_iso(now)
-    doc = clone_json(
-        {k: v for k, v in case.items() if k not in TIME_FIELDS and k not in ("reminders", "history")}
-    )
-    for f in TIME_FIELDS:
-        if case.get(f) is not None:
-            doc[f] = to_iso(case[f])
-    doc["owner"] = _norm_owner(case.get("owner"))
-    given_id = case.get("id")
-    if given_id is not None:
-        if not isinstance(given_id, str):
-            raise ValueError("case id must be a string")
-        given_id = lookup_id(given_id)
-        if given_id is None:
-            raise ValueError(f"malformed case id: {case.get('id')!r}")
-    doc.pop("id", None)
-    doc.setdefault("created_at", now_iso)
-    doc.setdefault("updated_at", now_iso)
-    status = doc.get("status") or DEFAULT_STATUS
-    closed_at = doc.pop("closed_at", None)
-    doc["status"] = DEFAULT_STATUS
-    _set_status(doc, status, closed_at or now_iso)
-    history = case.get("history") or []
-    if not isinstance(history, list):
-        raise TypeError("history must be a list of events")
-    doc["history"] = [_norm_event(ev, now_iso) for ev in history]
-    reminders = case.get("reminders") or []
-    if not isinstance(reminders, list):
-        raise TypeError("reminders must be a list")
-    for r in reminders:
-        _norm_reminder("", r)
-    return doc, given_id, reminders
