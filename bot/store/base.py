@@ -176,20 +176,7 @@ class CaseStore(ABC):
         "closed" sets ``closed_at``; leaving "closed" removes it.
         """
         self._check_open()
-        if not isinstance(changes, dict):
-            raise TypeError("changes must be a dict")
-        refused = sorted(PROTECTED_FIELDS & set(changes))
-        if refused:
-            raise ValueError(
-                f"update() cannot change {', '.join(refused)}: history is append-only "
-                "(append_event), reminders have set_reminder/clear_reminder"
-            )
-        ch = clone_json({k: v for k, v in changes.items() if k not in TIME_FIELDS})
-        for f in TIME_FIELDS:
-            if f in changes and changes[f] is not None:
-                ch[f] = to_iso(changes[f])
-        if "owner" in ch:
-            ch["owner"] = _norm_owner(ch["owner"])
+        ch = prepare_changes(changes)
 
         def change(doc: dict, now_iso: str) -> dict:
             fields = dict(ch)
@@ -555,3 +542,23 @@ def prepare_new_case(case: Any, now: datetime) -> tuple:
     for r in reminders:
         _norm_reminder("", r)
     return doc, given_id, reminders
+
+
+def prepare_changes(changes: Any) -> dict:
+    """Validate and normalise ``update()``'s changes as every backend does (times canonical, owner
+    checked; history and reminders refused)."""
+    if not isinstance(changes, dict):
+        raise TypeError("changes must be a dict")
+    refused = sorted(PROTECTED_FIELDS & set(changes))
+    if refused:
+        raise ValueError(
+            f"update() cannot change {', '.join(refused)}: history is append-only "
+            "(append_event), reminders have set_reminder/clear_reminder"
+        )
+    ch = clone_json({k: v for k, v in changes.items() if k not in TIME_FIELDS})
+    for f in TIME_FIELDS:
+        if f in changes and changes[f] is not None:
+            ch[f] = to_iso(changes[f])
+    if "owner" in ch:
+        ch["owner"] = _norm_owner(ch["owner"])
+    return ch

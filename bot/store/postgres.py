@@ -38,8 +38,6 @@ from bot.caseid import new_case_id
 from bot.store import (
     CLOSED,
     DEFAULT_STATUS,
-    PROTECTED_FIELDS,
-    TIME_FIELDS,
     CaseExists,
     CaseNotFound,
     StoreError,
@@ -57,7 +55,7 @@ from bot.store import (
     time_before,
     to_iso,
 )
-from bot.store.base import OUTBOX_STATUSES, CaseStore, MessageNotFound, check_state_key, prepare_new_case
+from bot.store.base import OUTBOX_STATUSES, CaseStore, MessageNotFound, check_state_key, prepare_changes, prepare_new_case
 from bot.store.migrations import SchemaOutdated, check_conn, safe_url
 
 __all__ = ["PostgresStore", "SchemaOutdated"]
@@ -348,20 +346,7 @@ class PostgresStore(CaseStore):
 
     async def update(self, case_id: str, changes: dict, owner: Optional[dict] = None) -> dict:
         self._check_open()
-        if not isinstance(changes, dict):
-            raise TypeError("changes must be a dict")
-        refused = sorted(PROTECTED_FIELDS & set(changes))
-        if refused:
-            raise ValueError(
-                f"update() cannot change {', '.join(refused)}: history is append-only "
-                "(append_event), reminders have set_reminder/clear_reminder"
-            )
-        ch0 = clone_json({k: v for k, v in changes.items() if k not in TIME_FIELDS})
-        for f in TIME_FIELDS:
-            if f in changes and changes[f] is not None:
-                ch0[f] = to_iso(changes[f])
-        if "owner" in ch0:
-            ch0["owner"] = _norm_owner(ch0["owner"])
+        ch0 = prepare_changes(changes)
 
         async def fn(conn, doc, history_len, now_iso):
             ch = dict(ch0)
